@@ -1,0 +1,5 @@
+"""`python -m wfrun`."""
+
+from wfrun.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""The executor protocol and what the scheduler hands an executor for one step."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from wfrun.model import Step, Workflow
+from wfrun.results import StepOutcome, StepStatus
+
+DEFAULT_GRACE_PERIOD = 5.0
+
+
+class CancelToken:
+    """Lets the scheduler's thread stop a step that runs in a worker thread.
+
+    The executor registers a callback once its process exists; `cancel` calls it at once (or
+    immediately on registration if the cancel came first), so no worker ever polls.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[bool], None]] = []
+        self.reason: str | None = None
+        self.status: StepStatus = StepStatus.CANCELLED
+        self.force = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason is not None
+
+    def cancel(
+        self, reason: str, status: StepStatus = StepStatus.CANCELLED, force: bool = False
+    ) -> None:
+        """Ask the step to stop: SIGTERM then SIGKILL after the grace period, or SIGKILL now."""
+        with self._lock:
+            escalate = force and not self.force
+            first = self.reason is None
+            if first:
+                self.reason, self.status = reason, status
+            self.force = self.force or force
+            callbacks = list(self._callbacks) if (first or escalate) else []
+        for callback in callbacks:
+            callback(self.force)
+
+    def on_cancel(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Register `callback(force)`; returns a function that unregisters it."""
+        with self._lock:
+            self._callbacks.append(callback)
+            already, force = self.cancelled, self.force
+        if already:
+            callback(force)
+
+        def unregister() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unregister
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """Everything an executor needs for one step; what varies is passed in, never read globally."""
+
+    run_id: str
+    workflow: Workflow
+    step: Step
+    env: Mapping[str, str]  # the base environment (normally os.environ, passed in by the caller)
+    cancel: CancelToken
+    log_path: Path | None = None  # None: keep no log file
+    on_output: Callable[[tuple[str, ...]], None] | None = None  # complete lines, worker thread
+    grace_period: float = DEFAULT_GRACE_PERIOD
+
+
+class Executor(Protocol):
+    """Runs one step to its end and reports how it went; never raises for a failing step."""
+
+    def execute(self, context: StepContext) -> StepOutcome: ...

@@ -1,0 +1,164 @@
+"""The workflow as the user declared it: frozen, typed, and free of run-time state."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_MAX_CONCURRENCY = 4
+
+
+def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """A read-only mapping, so the frozen model cannot be changed through its dict fields."""
+    return MappingProxyType(dict(items or {}))
+
+
+class StepType(enum.Enum):
+    SCRIPT = "script"
+    AGENT = "agent"
+
+
+class PromptMode(enum.Enum):
+    """How an agent program receives its prompt."""
+
+    STDIN = "stdin"
+    ARGUMENT = "argument"  # appended to the argv
+    PLACEHOLDER = "{prompt}"  # substituted where `{prompt}` stands in the command
+
+
+class OutputFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """1-based line and column of a node in the workflow file."""
+
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptConfig:
+    """`type: script`: a process, run from an argument list unless `shell` is set."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    shell: bool = False
+    working_directory: str | None = None  # relative to the workflow file's directory
+    env: Mapping[str, str] = field(default_factory=frozen_map)
+    timeout: float | None = None  # seconds
+
+    def argv(self) -> list[str]:
+        """The argument list the process is started with."""
+        if self.shell:
+            return ["/bin/sh", "-c", self.command]
+        return [self.command, *self.args]
+
+    def display(self) -> str:
+        """The command as a user would type it, for summaries and digests."""
+        import shlex
+
+        if self.shell:
+            return self.command
+        return shlex.join([self.command, *self.args])
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """`type: agent`: a prompt sent to a declared agent program."""
+
+    agent: str
+    prompt: str
+    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    working_directory: str | None = None
+    env: Mapping[str, str] = field(default_factory=frozen_map)
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An entry of the `agents:` section: a non-interactive program that answers a prompt."""
+
+    name: str
+    command: tuple[str, ...]
+    prompt: PromptMode = PromptMode.STDIN
+    output: OutputFormat = OutputFormat.TEXT
+    result: str | None = None  # dotted key of the reply when output is json
+    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    env: Mapping[str, str] = field(default_factory=frozen_map)
+    timeout: float | None = None
+    position: Position = Position(1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class StepParallel:
+    """A step's `parallel:` block."""
+
+    enabled: bool = True
+    max_concurrency: int | None = None
+    resources: Mapping[str, int] = field(default_factory=frozen_map)  # pool -> units
+    isolate_errors: bool = True
+
+    @property
+    def effective_max_concurrency(self) -> int | None:
+        """`enabled: false` means the step runs alone, the same as `maxConcurrency: 1`."""
+        if not self.enabled:
+            return 1
+        return self.max_concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    name: str
+    type: StepType
+    config: ScriptConfig | AgentConfig
+    depends_on: tuple[str, ...] = ()
+    parallel: StepParallel = StepParallel()
+    continue_on_error: bool = False
+    index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
+    position: Position = Position(1, 1)
+
+    @property
+    def timeout(self) -> float | None:
+        return self.config.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelConfig:
+    """The workflow's top-level `parallel:` block."""
+
+    enabled: bool = True
+    default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    resources: Mapping[str, int] = field(default_factory=frozen_map)  # pool -> capacity
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    name: str
+    steps: tuple[Step, ...]
+    version: str | None = None
+    description: str | None = None
+    env: Mapping[str, str] = field(default_factory=frozen_map)
+    timeout: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=frozen_map)
+    parallel: ParallelConfig = ParallelConfig()
+    agents: Mapping[str, Agent] = field(default_factory=frozen_map)
+    file: Path | None = None  # where it was loaded from; None when built in code
+    base_dir: Path = Path(".")  # working directories are relative to this
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    @property
+    def step_ids(self) -> tuple[str, ...]:
+        return tuple(step.id for step in self.steps)

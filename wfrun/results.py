@@ -1,0 +1,211 @@
+"""What a run produced: step outcomes, step results, run statistics, and the report of SPEC §5.
+
+Times inside the core are seconds (floats, offsets from the run's start); the report converts them
+to whole milliseconds because that is the JSON format's convention.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class StepStatus(enum.Enum):
+    """The one final status every step ends with."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """What an executor returns for one step that it started. A failure is a value, not an error."""
+
+    status: StepStatus
+    reason: str | None = None  # human text when the step did not succeed
+    exit_code: int | None = None  # None when killed by a signal or never started
+    signal: int | None = None  # the signal that ended the process, if any
+    output_tail: str = ""  # the last lines (up to 50) of combined stdout+stderr
+    output: Any = None  # an agent step's reply; None for script steps
+    command: str | None = None  # what was run, for failure digests
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is StepStatus.SUCCEEDED
+
+
+def ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+@dataclass(slots=True)
+class StepResult:
+    """A step's part of the run result. Times are seconds from the run's start."""
+
+    step_id: str
+    status: StepStatus
+    parallel_group: int
+    reason: str | None = None
+    allowed_failure: bool = False
+    ready_time: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    wait_reason: str | None = None  # the last reason it waited before starting
+    exit_code: int | None = None
+    signal: int | None = None
+    log_file: str | None = None
+    output_tail: str = ""
+    output: Any = None
+    command: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.status is StepStatus.SUCCEEDED
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds it ran, or None when it never started."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+    @property
+    def execution_time(self) -> int | None:
+        """Milliseconds it ran (the name the original API uses)."""
+        return ms(self.duration)
+
+    @property
+    def wait_time(self) -> float | None:
+        """Seconds between ready and started."""
+        if self.ready_time is None or self.start_time is None:
+            return None
+        return max(0.0, self.start_time - self.ready_time)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "status": self.status.value,
+            "success": self.success,
+            "reason": self.reason,
+            "allowedFailure": self.allowed_failure,
+            "parallelGroup": self.parallel_group,
+        }
+        if self.start_time is not None:
+            d["executionTime"] = self.execution_time
+            d["startTime"] = ms(self.start_time)
+            d["endTime"] = ms(self.end_time)
+        d["readyTime"] = ms(self.ready_time)
+        d["waitTime"] = ms(self.wait_time)
+        d["waitReason"] = self.wait_reason
+        d["exitCode"] = self.exit_code
+        d["signal"] = self.signal
+        d["command"] = self.command
+        d["logFile"] = self.log_file
+        d["outputTail"] = self.output_tail
+        d["output"] = self.output
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    capacity: int
+    peak: int
+    busy_time: float  # unit-seconds in use
+    wait_time: float  # step-seconds spent waiting on this pool
+    utilization: float  # time-weighted mean units in use / capacity, 0..1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "peak": self.peak,
+            "busyTime": ms(self.busy_time),
+            "waitTime": ms(self.wait_time),
+            "utilization": round(self.utilization, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelStats:
+    total_groups: int
+    max_concurrent_steps: int
+    resource_utilization: dict[str, float]
+    resources: dict[str, PoolStats]
+    critical_path: list[str]
+    critical_path_time: float  # seconds
+    sequential_time: float  # seconds: the sum of every step's execution time
+    speedup: float  # sequential_time / wall time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "totalGroups": self.total_groups,
+            "maxConcurrentSteps": self.max_concurrent_steps,
+            "resourceUtilization": {k: round(v, 4) for k, v in self.resource_utilization.items()},
+            "resources": {k: v.to_dict() for k, v in self.resources.items()},
+            "criticalPath": list(self.critical_path),
+            "criticalPathTime": ms(self.critical_path_time),
+            "sequentialTime": ms(self.sequential_time),
+            "speedup": round(self.speedup, 3),
+        }
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of `WorkflowRunner.execute` and the source of report.json."""
+
+    run_id: str
+    workflow_name: str
+    workflow_version: str | None
+    workflow_file: str | None
+    status: RunStatus
+    parallel: bool
+    max_concurrency: int
+    execution_time_s: float
+    step_results: dict[str, StepResult]
+    parallel_stats: ParallelStats | None
+    error: str | None = None
+    run_dir: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None  # ISO 8601 wall-clock time the run started
+
+    @property
+    def success(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def execution_time(self) -> int:
+        """Milliseconds the whole run took."""
+        return round(self.execution_time_s * 1000)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": REPORT_SCHEMA_VERSION,
+            "runId": self.run_id,
+            "workflow": {
+                "name": self.workflow_name,
+                "version": self.workflow_version,
+                "file": self.workflow_file,
+                "metadata": dict(self.metadata),
+            },
+            "status": self.status.value,
+            "success": self.success,
+            "error": self.error,
+            "startedAt": self.started_at,
+            "parallel": self.parallel,
+            "maxConcurrency": self.max_concurrency,
+            "executionTime": self.execution_time,
+            "runDir": self.run_dir,
+            "stepResults": {k: v.to_dict() for k, v in self.step_results.items()},
+            "parallelStats": self.parallel_stats.to_dict() if self.parallel_stats else None,
+        }
