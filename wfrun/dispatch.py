@@ -1,0 +1,349 @@
+"""The dispatcher: which steps may start now, and why the others wait.
+
+A pure state machine over `graphlib.TopologicalSorter`, in the manner of Ninja's `Plan` and its
+pools: no threads, no clock, no processes. The scheduler asks `startable()`, runs what it gets, and
+reports back with `finish()`; a test can step it by hand.
+
+Pools are bookkeeping, not blocking: a step that does not fit waits in the ready set as a state
+(with a reason), never in a worker thread.
+
+Cost. Ready steps are kept in classes of equal requirements (pools and units, step limit); each
+class is a heap ordered by priority. A scan looks at class heads only, so one `startable()` costs
+O(classes + started * log n), not O(ready steps), and a whole run stays O((steps + edges) log n).
+A whole class shares one wait reason because its steps need exactly the same things.
+"""
+
+from __future__ import annotations
+
+import enum
+import graphlib
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from wfrun.events import WaitKind, WaitReason
+from wfrun.model import Step
+from wfrun.planner import Plan
+from wfrun.results import StepStatus
+
+Requirement = tuple[tuple[tuple[str, int], ...], int | None]  # (sorted pool units, step limit)
+
+
+class Completion(enum.Enum):
+    """How a running step ended, as far as scheduling cares."""
+
+    SUCCEEDED = "succeeded"
+    ALLOWED_FAILURE = "allowed_failure"  # failed with continueOnError: dependents still run
+    FATAL_FAILURE = "fatal_failure"
+    CANCELLED = "cancelled"  # stopped by wfrun itself; its dependents cannot run
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A step that will never start, with its final status and the reason."""
+
+    step_id: str
+    status: StepStatus
+    reason: str
+
+
+@dataclass(slots=True)
+class FinishEffects:
+    """What `finish` changed, for the scheduler to act on."""
+
+    ready: list[str] = field(default_factory=list)  # newly ready steps
+    skipped: list[Skip] = field(default_factory=list)  # steps that will never start
+    cancel: list[Skip] = field(default_factory=list)  # running steps the scheduler must stop
+
+
+@dataclass(slots=True)
+class _ReadyClass:
+    """Ready steps with identical requirements, by priority; they wait for the same reason."""
+
+    requirement: Requirement
+    heap: list[tuple[tuple[float, int], str]] = field(default_factory=list)
+    reason: WaitReason | None = None
+    announced: WaitReason | None = None  # the reason the scheduler was last told about
+    unannounced: list[str] = field(default_factory=list)  # joined since the last announcement
+
+
+def _reason_key(reason: WaitReason | None) -> tuple[WaitKind, str | None, str | None] | None:
+    """Reasons are re-announced when their kind or pool changes, not on every count change."""
+    if reason is None:
+        return None
+    return (reason.kind, reason.pool, reason.limit_step)
+
+
+class Dispatcher:
+    """Decides which ready steps start, under the global cap, step limits and pools (SPEC §3)."""
+
+    def __init__(self, plan: Plan, keep_going: bool = False) -> None:
+        self._plan = plan
+        self._steps: dict[str, Step] = {s.id: s for s in plan.workflow.steps}
+        self._capacity: Mapping[str, int] = plan.workflow.parallel.resources
+        self._cap = plan.max_concurrency
+        self._keep_going = keep_going
+        self._sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for step in plan.workflow.steps:
+            self._sorter.add(step.id, *step.depends_on)
+        self._sorter.prepare()
+        self._classes: dict[Requirement, _ReadyClass] = {}
+        self._class_of: dict[str, Requirement] = {}
+        self._removed: set[str] = set()  # lazily deleted from their class heap
+        self._running: dict[str, Step] = {}
+        self._limits: Counter[int] = Counter()  # step limits of the running steps
+        self._use: Counter[str] = Counter()
+        self._holders: dict[str, dict[str, None]] = {p: {} for p in self._capacity}
+        self._done: set[str] = set()  # finished or never to start
+        self._stop_reason: str | None = None
+        self._stop_status = StepStatus.SKIPPED
+        self._initial_ready = self._pull_ready()
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        return tuple(self._running)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_reason is not None
+
+    def is_active(self) -> bool:
+        """True while a step runs, or steps remain that may still start."""
+        if self._running:
+            return True
+        return not self.stopping and len(self._done) < len(self._steps)
+
+    def pool_usage(self) -> dict[str, tuple[int, int]]:
+        """Pool -> (units in use, capacity)."""
+        return {p: (self._use[p], cap) for p, cap in self._capacity.items()}
+
+    def initial_ready(self) -> list[str]:
+        """Steps ready before anything ran (no dependencies)."""
+        return list(self._initial_ready)
+
+    def why(self, step_id: str) -> WaitReason | None:
+        """Why a pending step has not started; None when it runs, ran, or may start now."""
+        if step_id in self._running or step_id in self._done:
+            return None
+        req = self._class_of.get(step_id)
+        if req is None:
+            pending = [d for d in self._steps[step_id].depends_on if d not in self._done]
+            return WaitReason(WaitKind.DEPENDENCY, held_by=tuple(pending))
+        return self._classes[req].reason
+
+    # ---- the state machine ---------------------------------------------------------------------
+
+    def startable(self) -> list[str]:
+        """Take the resources of every ready step that may start now, in priority order."""
+        if self.stopping:
+            return []
+        started: list[str] = []
+        heads = self._class_heads()
+        short: set[str] = set()  # pools a higher-priority step waits for: no overtaking there
+        while heads:
+            if len(self._running) >= self._cap:
+                self._mark_rest(heads, self._cap_reason())
+                break
+            _, req = heapq.heappop(heads)
+            cls = self._classes[req]
+            step_id = cls.heap[0][1]
+            reason = self._blocker(self._steps[step_id], short)
+            if reason is None:
+                self._start(step_id, cls)
+                started.append(step_id)
+                if self._peek(cls) is not None:
+                    heapq.heappush(heads, (cls.heap[0][0], req))
+                continue
+            cls.reason = reason
+            if reason.kind is WaitKind.RUNS_ALONE:
+                # Reserve: nothing lower in priority starts, so the running steps drain and the
+                # limited step gets its turn instead of starving behind a stream of small ones.
+                self._mark_rest(heads, WaitReason(
+                    WaitKind.RUNS_ALONE, capacity=reason.capacity,
+                    limit_step=reason.limit_step or step_id))
+                break
+            short.update(self._short_pools(self._steps[step_id]))
+        return started
+
+    def take_wait_changes(self) -> list[tuple[str, WaitReason]]:
+        """Ready steps whose reason to wait is new or changed since the last call."""
+        changes: list[tuple[str, WaitReason]] = []
+        for cls in self._classes.values():
+            if cls.reason is None:
+                continue
+            if _reason_key(cls.reason) != _reason_key(cls.announced):
+                members = [sid for _, sid in sorted(cls.heap) if sid not in self._removed]
+                cls.unannounced.clear()
+            else:
+                members = [sid for sid in cls.unannounced if sid not in self._removed]
+                cls.unannounced.clear()
+            cls.announced = cls.reason
+            changes.extend((sid, cls.reason) for sid in members)
+        return changes
+
+    def finish(self, step_id: str, completion: Completion) -> FinishEffects:
+        """Give back what the step held and work out what follows from how it ended."""
+        step = self._running.pop(step_id)
+        self._release(step)
+        self._done.add(step_id)
+        effects = FinishEffects()
+        if completion in (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE):
+            self._sorter.done(step_id)
+            effects.ready = self._pull_ready()
+            return effects
+        failed_how = "was cancelled" if completion is Completion.CANCELLED else "failed"
+        effects.skipped = self._skip_dependents(step_id, f"dependency '{step_id}' {failed_how}")
+        if completion is Completion.FATAL_FAILURE:
+            if not step.parallel.isolate_errors:
+                self._fail_group(step, effects)
+            if not self._keep_going:
+                self.stop(f"not started: '{step_id}' failed and stopped the run")
+        return effects
+
+    def stop(self, reason: str, status: StepStatus = StepStatus.SKIPPED) -> None:
+        """Start nothing more; steps not started yet end with `status` (see `abandon`)."""
+        if self._stop_reason is None:
+            self._stop_reason, self._stop_status = reason, status
+
+    def abandon(self) -> list[Skip]:
+        """Every step that never started, once the run is over: skipped or cancelled."""
+        reason = self._stop_reason or "not started"
+        left = [s for s in self._steps if s not in self._done and s not in self._running]
+        self._done.update(left)
+        return [Skip(sid, self._stop_status, reason) for sid in left]
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    def _pull_ready(self) -> list[str]:
+        ready = [sid for sid in self._sorter.get_ready() if sid not in self._done]
+        for sid in ready:
+            self._enqueue(self._steps[sid])
+        return ready
+
+    def _priority(self, step: Step) -> tuple[float, int]:
+        # Sequential runs go in file order; parallel runs put the longest remaining chain first.
+        if not self._plan.parallel:
+            return (0.0, step.index)
+        return (-self._plan.remaining[step.id], step.index)
+
+    def _enqueue(self, step: Step) -> None:
+        req: Requirement = (
+            tuple(sorted(step.parallel.resources.items())),
+            step.parallel.effective_max_concurrency,
+        )
+        cls = self._classes.get(req)
+        if cls is None:
+            cls = self._classes[req] = _ReadyClass(req)
+        heapq.heappush(cls.heap, (self._priority(step), step.id))
+        cls.unannounced.append(step.id)
+        self._class_of[step.id] = req
+
+    def _peek(self, cls: _ReadyClass) -> str | None:
+        while cls.heap and cls.heap[0][1] in self._removed:
+            self._removed.discard(heapq.heappop(cls.heap)[1])
+        return cls.heap[0][1] if cls.heap else None
+
+    def _class_heads(self) -> list[tuple[tuple[float, int], Requirement]]:
+        heads = []
+        for req, cls in self._classes.items():
+            if self._peek(cls) is not None:
+                heads.append((cls.heap[0][0], req))
+            else:
+                cls.reason = None
+        heapq.heapify(heads)
+        return heads
+
+    def _mark_rest(self, heads: Iterable[tuple[object, Requirement]], reason: WaitReason) -> None:
+        for _, req in heads:
+            self._classes[req].reason = reason
+
+    def _cap_reason(self) -> WaitReason:
+        return WaitReason(WaitKind.GLOBAL_CAP, in_use=len(self._running), capacity=self._cap)
+
+    def _blocker(self, step: Step, short: set[str]) -> WaitReason | None:
+        """Why `step` cannot start now, or None when it can."""
+        running = len(self._running)
+        own = step.parallel.effective_max_concurrency
+        if own is not None and running + 1 > own:
+            return WaitReason(WaitKind.RUNS_ALONE, in_use=running, capacity=own)
+        if self._limits:
+            tightest = min(self._limits)
+            if running + 1 > tightest:
+                holder = next(
+                    s.id for s in self._running.values()
+                    if s.parallel.effective_max_concurrency == tightest
+                )
+                return WaitReason(
+                    WaitKind.RUNS_ALONE, in_use=running, capacity=tightest, limit_step=holder
+                )
+        for pool, units in sorted(step.parallel.resources.items()):
+            if pool in short or self._use[pool] + units > self._capacity[pool]:
+                return WaitReason(
+                    WaitKind.POOL, pool=pool, in_use=self._use[pool],
+                    capacity=self._capacity[pool], held_by=tuple(self._holders[pool]),
+                )
+        return None
+
+    def _short_pools(self, step: Step) -> set[str]:
+        return {
+            pool for pool, units in step.parallel.resources.items()
+            if self._use[pool] + units > self._capacity[pool]
+        }
+
+    def _start(self, step_id: str, cls: _ReadyClass) -> None:
+        heapq.heappop(cls.heap)
+        del self._class_of[step_id]
+        step = self._steps[step_id]
+        self._running[step_id] = step
+        limit = step.parallel.effective_max_concurrency
+        if limit is not None:
+            self._limits[limit] += 1
+        for pool, units in step.parallel.resources.items():
+            self._use[pool] += units
+            self._holders[pool][step_id] = None
+
+    def _release(self, step: Step) -> None:
+        limit = step.parallel.effective_max_concurrency
+        if limit is not None:
+            self._limits[limit] -= 1
+            if not self._limits[limit]:
+                del self._limits[limit]
+        for pool, units in step.parallel.resources.items():
+            self._use[pool] -= units
+            del self._holders[pool][step.id]
+
+    def _remove_ready(self, step_id: str) -> None:
+        req = self._class_of.pop(step_id, None)
+        if req is not None:
+            self._removed.add(step_id)
+
+    def _skip_dependents(self, step_id: str, reason: str) -> list[Skip]:
+        skipped: list[Skip] = []
+        queue = list(self._plan.dependents[step_id])
+        while queue:
+            sid = queue.pop()
+            if sid in self._done or sid in self._running:
+                continue
+            self._done.add(sid)
+            self._remove_ready(sid)
+            skipped.append(Skip(sid, StepStatus.SKIPPED, reason))
+            queue.extend(self._plan.dependents[sid])
+        return skipped
+
+    def _fail_group(self, step: Step, effects: FinishEffects) -> None:
+        """`isolateErrors: false`: the failing step takes its parallel group down with it."""
+        group = self._plan.group_of[step.id]
+        reason = f"group sibling '{step.id}' failed (isolateErrors: false)"
+        for sid in self._plan.groups[group]:
+            if sid in self._running:
+                effects.cancel.append(Skip(sid, StepStatus.CANCELLED, reason))
+            elif sid not in self._done:
+                self._done.add(sid)
+                self._remove_ready(sid)
+                effects.skipped.append(Skip(sid, StepStatus.SKIPPED, reason))
+                effects.skipped.extend(
+                    self._skip_dependents(sid, f"dependency '{sid}' was skipped")
+                )
