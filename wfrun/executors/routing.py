@@ -1,0 +1,30 @@
+"""Routes each step to the executor for its type."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wfrun.executors.agent import AgentExecutor
+from wfrun.executors.base import Executor, StepContext
+from wfrun.executors.script import ScriptExecutor
+from wfrun.model import StepType
+from wfrun.results import StepOutcome, StepStatus
+
+
+class TypedExecutor:
+    """An Executor that hands each step to the executor registered for its StepType."""
+
+    def __init__(self, executors: Mapping[StepType, Executor]) -> None:
+        self.executors = dict(executors)
+
+    def execute(self, context: StepContext) -> StepOutcome:
+        executor = self.executors.get(context.step.type)
+        if executor is None:
+            reason = f"no executor for steps of type {context.step.type.value!r}"
+            return StepOutcome(StepStatus.FAILED, reason=reason)
+        return executor.execute(context)
+
+
+def default_executor() -> TypedExecutor:
+    """Script steps to ScriptExecutor, agent steps to AgentExecutor."""
+    return TypedExecutor({StepType.SCRIPT: ScriptExecutor(), StepType.AGENT: AgentExecutor()})
