@@ -1,0 +1,115 @@
+"""`wfrun plan` as text, Mermaid and Graphviz."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+
+from rich.console import Console
+
+from wfrun.model import (
+    ParallelConfig,
+    ScriptConfig,
+    Step,
+    StepParallel,
+    StepType,
+    Workflow,
+    frozen_map,
+)
+from wfrun.planner import Plan, make_plan
+from wfrun.reporters.views import plan_dot, plan_mermaid, plan_view
+
+
+def step(sid: str, deps: tuple[str, ...] = (), **parallel: object) -> Step:
+    return Step(
+        id=sid,
+        name=sid,
+        type=StepType.SCRIPT,
+        config=ScriptConfig(command="true"),
+        depends_on=deps,
+        parallel=StepParallel(**parallel),  # type: ignore[arg-type]
+    )
+
+
+def plan_of(*steps: Step, name: str = "CI", **options: object) -> Plan:
+    indexed = tuple(replace(s, index=i) for i, s in enumerate(steps))
+    parallel = ParallelConfig(resources=frozen_map({"cpu": 2, "database": 1}))
+    return make_plan(Workflow(name=name, steps=indexed, parallel=parallel), **options)  # type: ignore[arg-type]
+
+
+PLAN = plan_of(
+    step("setup"),
+    step("migrate", ("setup",), resources=frozen_map({"database": 1}), enabled=False),
+    step("build", ("setup",), resources=frozen_map({"cpu": 2}), max_concurrency=3),
+    step("deploy", ("migrate", "build")),
+)
+
+
+def render(plan: Plan) -> str:
+    console = Console(file=io.StringIO(), width=100)
+    console.print(plan_view(plan))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out
+
+
+def row(out: str, sid: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(sid + " "))
+
+
+def test_a_table_per_group_with_pools_limits_and_dependencies() -> None:
+    out = render(PLAN)
+    assert [line.rstrip() for line in out.splitlines() if line.startswith("group ")] == [
+        "group 0",
+        "group 1",
+        "group 2",
+    ]
+    assert "database 1" in row(out, "migrate") and "runs alone" in row(out, "migrate")
+    assert "cpu 2" in row(out, "build") and "at most 3 running" in row(out, "build")
+    assert "migrate, build" in row(out, "deploy")
+
+
+def test_pools_mode_and_critical_path() -> None:
+    out = render(PLAN)
+    assert "4 steps in 3 groups · parallel, cap 4" in out
+    assert re.search(r"^cpu\s+2\s+1$", out, re.MULTILINE)
+    assert re.search(r"^database\s+1\s+1$", out, re.MULTILINE)
+    assert "critical path: setup → migrate → deploy (3 steps)" in out
+
+
+def test_sequential_mode_and_a_cap() -> None:
+    assert "sequential (cap 1)" in render(plan_of(step("a"), parallel=False))
+    assert "parallel, cap 8" in render(plan_of(step("a"), max_concurrency=8))
+
+
+def test_critical_path_with_durations_of_the_previous_run() -> None:
+    plan = plan_of(step("a"), step("b", ("a",)), durations={"a": 2.0, "b": 3.5})
+    assert "a → b (about 5.5s, from the previous run)" in render(plan)
+
+
+def test_mermaid_has_a_subgraph_per_group_and_the_edges() -> None:
+    text = plan_mermaid(PLAN)
+    lines = text.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert '  subgraph g1["group 1"]' in lines
+    assert '    s1["migrate"]' in lines
+    assert "  s1 --> s3" in lines and "  s2 --> s3" in lines
+    assert text.count("subgraph") == 3 and lines.count("  end") == 3
+
+
+def test_mermaid_labels_are_quoted_and_keywords_are_not_node_ids() -> None:
+    named = replace(step("graph", ("end",)), name='Say "hi" <b>#1</b>')
+    text = plan_mermaid(plan_of(step("end"), named))
+    assert '    s0["end"]' in text and "  s0 --> s1" in text
+    assert '    s1["graph: Say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt;"]' in text
+
+
+def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
+    named = replace(step("b", ("a-1",)), name='Say "hi"')
+    text = plan_dot(plan_of(step("a-1"), named, name='my "wf" \\ x'))
+    assert '    "b" [label="b: Say \\"hi\\""];' in text
+    assert text.startswith('digraph "my \\"wf\\" \\\\ x" {')
+    assert 'subgraph "cluster_0" {' in text and 'label="group 1";' in text
+    assert '  "a-1" -> "b";' in text
+    assert text.rstrip().endswith("}")

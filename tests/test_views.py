@@ -1,0 +1,339 @@
+"""The live frame and the summary, rendered into a 100-column console and read as text."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console, RenderableType
+
+from wfrun.events import (
+    Event,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepReady,
+    StepStarted,
+    StepWaiting,
+    WaitKind,
+    WaitReason,
+)
+from wfrun.model import (
+    ParallelConfig,
+    ScriptConfig,
+    Step,
+    StepParallel,
+    StepType,
+    Workflow,
+    frozen_map,
+)
+from wfrun.planner import Plan, make_plan
+from wfrun.reporters.state import RunState
+from wfrun.reporters.views import live_view, summary_view
+from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
+
+
+def step(sid: str, deps: tuple[str, ...] = (), pools: dict[str, int] | None = None) -> Step:
+    return Step(
+        id=sid,
+        name=sid,
+        type=StepType.SCRIPT,
+        config=ScriptConfig(command="true"),
+        depends_on=deps,
+        parallel=StepParallel(resources=frozen_map(pools)),
+    )
+
+
+def plan_of(*steps: Step, pools: dict[str, int] | None = None, cap: int = 4) -> Plan:
+    indexed = tuple(replace(s, index=i) for i, s in enumerate(steps))
+    parallel = ParallelConfig(default_max_concurrency=cap, resources=frozen_map(pools))
+    return make_plan(Workflow(name="CI Pipeline", steps=indexed, parallel=parallel))
+
+
+def render(renderable: RenderableType, width: int = 100) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=width).print(renderable)
+    return buffer.getvalue()
+
+
+def fold(plan: Plan, events: list[Event], now: float = 4.0) -> RunState:
+    state = RunState(now=lambda: now)
+    state.handle(RunStarted(plan.workflow, plan, "run-1", "/tmp/run-1"))
+    for event in events:
+        state.handle(event)
+    return state
+
+
+def ok(plan: Plan, sid: str, start: float, end: float) -> StepFinished:
+    res = StepResult(sid, StepStatus.SUCCEEDED, plan.group_of[sid], start_time=start, end_time=end)
+    return StepFinished(sid, res, end)
+
+
+DB_PLAN = plan_of(
+    step("setup"),
+    step("prepare-database", ("setup",), {"database": 1}),
+    step("seed-database", ("setup",), {"database": 1}),
+    step("build-backend", ("setup",), {"cpu": 1}),
+    step("build-frontend", ("setup",), {"cpu": 1}),
+    step("deploy", ("build-frontend", "seed-database")),
+    pools={"cpu": 2, "database": 1},
+)
+
+
+def running_state() -> RunState:
+    return fold(
+        DB_PLAN,
+        [
+            StepStarted("setup", 0, {}, 0.0),
+            ok(DB_PLAN, "setup", 0.0, 0.5),
+            *(StepReady(s, 0.5) for s in ("prepare-database", "seed-database", "build-backend")),
+            StepReady("build-frontend", 0.5),
+            StepStarted("prepare-database", 1, {"database": 1}, 0.5),
+            StepStarted("build-backend", 1, {"cpu": 1}, 0.6),
+            StepWaiting("seed-database", WaitReason(WaitKind.POOL, "database", 1, 1), 0.6),
+            StepStarted("build-frontend", 1, {"cpu": 1}, 0.7),
+            StepOutput("build-backend", ("cargo build", "Compiling api v0.1.0"), 1.0),
+            StepOutput("prepare-database", ("CREATE TABLE users",), 1.0),
+        ],
+    )
+
+
+def test_running_steps_show_group_pools_elapsed_and_last_line() -> None:
+    out = render(live_view(running_state(), height=30))
+    assert "CI Pipeline" in out
+    assert "1/6 done" in out
+    backend = next(line for line in out.splitlines() if "build-backend" in line)
+    assert "group 1" in backend and "cpu 1" in backend
+    assert "3.4s" in backend  # 4.0 now - 0.6 started
+    assert "Compiling api v0.1.0" in backend
+    database = next(line for line in out.splitlines() if "▶ prepare-database" in line)
+    assert "database 1" in database and "CREATE TABLE users" in database
+
+
+def test_waiting_on_a_pool_names_the_holder() -> None:
+    out = render(live_view(running_state(), height=30))
+    assert "pool database 1/1 held by prepare-database" in out
+    assert "needs build-frontend, seed-database" in out
+
+
+def test_a_bar_per_pool_with_usage() -> None:
+    lines = render(live_view(running_state(), height=30)).splitlines()
+    cpu = next(line for line in lines if line.startswith("pool cpu"))
+    assert "2/2" in cpu and "held by build-backend, build-frontend" in cpu
+    assert any(line.startswith("pool database") and "1/1" in line for line in lines)
+
+
+def test_global_cap_reason() -> None:
+    plan = plan_of(step("a"), step("b"), step("c"), cap=2)
+    state = fold(
+        plan,
+        [
+            *(StepReady(s, 0.0) for s in "abc"),
+            StepStarted("a", 0, {}, 0.0),
+            StepStarted("b", 0, {}, 0.0),
+            StepWaiting("c", WaitReason(WaitKind.GLOBAL_CAP, in_use=2, capacity=2), 0.0),
+        ],
+    )
+    assert "global cap 2/2" in render(live_view(state, height=20))
+
+
+def test_runs_alone_reason() -> None:
+    plan = plan_of(step("a"), step("b"))
+    state = fold(
+        plan,
+        [
+            StepReady("a", 0.0),
+            StepReady("b", 0.0),
+            StepStarted("a", 0, {}, 0.0),
+            StepWaiting("b", WaitReason(WaitKind.RUNS_ALONE, capacity=1), 0.0),
+        ],
+    )
+    assert "runs alone" in render(live_view(state, height=20))
+
+
+def big_state() -> RunState:
+    plan = plan_of(
+        *(step(f"step-{i:04d}", (f"step-{i - 1:04d}",) if i % 50 else ()) for i in range(1000))
+    )
+    events: list[Event] = []
+    for i in range(0, 400, 50):  # finish the first two steps of 8 chains, then run 8 more
+        first, second = f"step-{i:04d}", f"step-{i + 1:04d}"
+        events += [StepStarted(first, 0, {}, 0.0), ok(plan, first, 0.0, 1.0)]
+        events += [StepStarted(second, 1, {}, 1.0), ok(plan, second, 1.0, 2.0)]
+        events += [
+            StepReady(f"step-{i + 2:04d}", 2.0),
+            StepStarted(f"step-{i + 2:04d}", 2, {}, 2.0),
+        ]
+    events += [StepReady(f"step-{i:04d}", 0.0) for i in range(400, 1000, 50)]
+    return fold(plan, events)
+
+
+def test_a_thousand_steps_fit_the_height_and_say_how_many_more() -> None:
+    out = render(live_view(big_state(), height=30))
+    lines = out.splitlines()
+    assert len(lines) <= 30
+    assert "16/1000 done" in lines[0] and "8 running" in lines[0] and "976 waiting" in lines[0]
+    shown = sum(line.startswith("· step-") for line in lines)
+    assert f"… and {976 - shown} more waiting" in out
+    assert sum(line.startswith("▶ step-") for line in lines) == 8
+
+
+def test_tiny_heights_still_render_the_header() -> None:
+    for height in (1, 2, 3, 5, 8):
+        lines = render(live_view(big_state(), height=height)).splitlines()
+        assert len(lines) <= max(height, 1)
+        assert "done" in lines[0]
+
+
+def test_many_running_steps_are_cut_too() -> None:
+    plan = plan_of(*(step(f"s{i}") for i in range(40)), cap=40)
+    state = fold(plan, [StepStarted(f"s{i}", 0, {}, 0.0) for i in range(40)])
+    out = render(live_view(state, height=12))
+    assert len(out.splitlines()) <= 12
+    assert "more running" in out
+
+
+def test_before_the_run_starts() -> None:
+    assert "starting" in render(live_view(RunState(), height=10))
+
+
+# -- summary ---------------------------------------------------------------------------------
+
+
+def result(
+    sid: str, status: StepStatus, start: float | None, end: float | None, **kw: Any
+) -> StepResult:
+    kw.setdefault("ready_time", start)
+    return StepResult(sid, status, DB_PLAN.group_of[sid], start_time=start, end_time=end, **kw)
+
+
+def final(parallel_stats: ParallelStats | None = None, **overrides: StepResult) -> RunResult:
+    results = {
+        "setup": result("setup", StepStatus.SUCCEEDED, 0.0, 0.5, exit_code=0),
+        "prepare-database": result("prepare-database", StepStatus.SUCCEEDED, 0.5, 1.5),
+        "seed-database": result(
+            "seed-database",
+            StepStatus.SUCCEEDED,
+            1.5,
+            2.0,
+            ready_time=0.5,
+            wait_reason="pool database 1/1 held by prepare-database",
+        ),
+        "build-backend": result(
+            "build-backend",
+            StepStatus.FAILED,
+            0.6,
+            1.0,
+            exit_code=2,
+            reason="exited with code 2",
+            command="cargo build --release",
+            output_tail="".join(f"warning {i}\n" for i in range(20))
+            + "error[E0308]: mismatched types\n",
+            log_file="/tmp/run-1/build-backend.log",
+        ),
+        "build-frontend": result(
+            "build-frontend",
+            StepStatus.CANCELLED,
+            0.7,
+            1.0,
+            signal=15,
+            reason="build-backend failed (isolateErrors: false)",
+        ),
+        "deploy": result(
+            "deploy",
+            StepStatus.SKIPPED,
+            None,
+            None,
+            reason="dependency 'build-frontend' was cancelled",
+        ),
+    }
+    results.update(overrides)
+    return RunResult(
+        "run-1",
+        "CI Pipeline",
+        "1.0",
+        "ci.yaml",
+        RunStatus.FAILED,
+        True,
+        4,
+        2.0,
+        results,
+        parallel_stats,
+    )
+
+
+STATS = ParallelStats(
+    total_groups=3,
+    max_concurrent_steps=3,
+    resource_utilization={"cpu": 0.2, "database": 0.75},
+    resources={
+        "cpu": PoolStats(2, 2, 0.8, 0.0, 0.2),
+        "database": PoolStats(1, 1, 1.5, 1.0, 0.75),
+    },
+    critical_path=["setup", "prepare-database", "seed-database"],
+    critical_path_time=2.0,
+    sequential_time=3.2,
+    speedup=1.6,
+)
+
+
+def test_summary_has_a_table_per_group_and_the_statistics() -> None:
+    out = render(summary_view(final(STATS), DB_PLAN))
+    for title in ("group 0", "group 1", "group 2"):
+        assert title in out
+    assert "✘ CI Pipeline failed in 2.0s" in out
+    waited = r"seed-database +✔ succeeded +500ms +1\.0s +waited: pool database 1/1 held by prep"
+    assert re.search(waited, out)
+    assert "peak concurrency  3 of 4" in out
+    assert "1.60×" in out
+    assert "setup → prepare-database → seed-database (2.0s)" in out
+    assert "wall time" in out
+    cpu = next(line for line in out.splitlines() if line.startswith("pool cpu"))
+    assert "mean 20%" in cpu and "peak 2/2" in cpu
+
+
+def test_failure_digest_has_command_exit_code_last_lines_and_log() -> None:
+    out = render(summary_view(final(STATS), DB_PLAN))
+    assert "✘ build-backend failed" in out
+    assert "cargo build --release" in out
+    assert "exit code 2" in out
+    assert "error[E0308]: mismatched types" in out
+    assert "warning 11" in out and "warning 10" not in out  # only the last 10 lines
+    assert "/tmp/run-1/build-backend.log" in out
+
+
+def test_cancelled_steps_get_a_digest_and_skipped_ones_do_not() -> None:
+    out = render(summary_view(final(STATS), DB_PLAN))
+    assert "⊘ build-frontend cancelled" in out
+    assert "signal 15 (SIGTERM)" in out
+    deploy = next(line for line in out.splitlines() if line.startswith("deploy"))
+    assert "○ skipped" in deploy and "dependency 'build-frontend' was cancelled" in deploy
+    assert "deploy skipped" not in out
+
+
+def test_allowed_failure_is_shown_as_such() -> None:
+    allowed = replace(final().step_results["build-backend"], allowed_failure=True)
+    out = render(summary_view(final(STATS, **{"build-backend": allowed}), DB_PLAN))
+    assert "failed (allowed)" in out
+
+
+def test_sequential_run_still_gets_tables_and_digests() -> None:
+    out = render(summary_view(replace(final(None), parallel=False, max_concurrency=1), DB_PLAN))
+    assert "group 0" in out and "sequential" in out
+    assert "cargo build --release" in out
+    assert "speedup" not in out
+
+
+def test_summary_without_tables() -> None:
+    out = render(summary_view(final(STATS), DB_PLAN, tables=False))
+    assert "group 0" not in out and "cargo build --release" in out
+
+
+def test_step_output_is_not_read_as_markup() -> None:
+    odd = result(
+        "setup", StepStatus.FAILED, 0.0, 0.5, output_tail="[bold]x[/bold] \x1b[31mred\x1b[0m\n"
+    )
+    out = render(summary_view(final(STATS, setup=odd), DB_PLAN))
+    assert "[bold]x[/bold] red" in out

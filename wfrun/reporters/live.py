@@ -1,0 +1,145 @@
+"""The live terminal display: rich's Live redraws `live_view` at a bounded rate.
+
+Events only fold into RunState and queue lines (no rendering per event); Live's own refresh
+thread prints the queued lines above the frame and builds a new frame `refresh_per_second` times
+a second, holding the state's lock just long enough to copy what the frame shows. The frame is
+transient: when the run ends it is replaced by the summary, which stays in the scrollback.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.text import Text
+
+from wfrun.events import Event, RunFinished, RunStarted, StepFinished, StepOutput
+from wfrun.reporters.live_view import live_view
+from wfrun.reporters.plain import step_line
+from wfrun.reporters.state import RunState, printable
+from wfrun.reporters.summary_view import status_style, summary_view
+
+LiveOutputMode = Literal["block", "stream"]
+
+
+def _drain(queue: deque[Text]) -> list[Text]:
+    # popleft is atomic, so the scheduler's thread may append while the refresh thread drains.
+    lines: list[Text] = []
+    while queue:
+        lines.append(queue.popleft())
+    return lines
+
+
+class _BatchingLive(Live):
+    """A Live that prints the lines queued since the last frame before drawing the next one.
+
+    Printing above a live display redraws the frame; a print per finished step would cost a
+    frame per event (seconds of the scheduler's time for a 1,000-step run), a batch per refresh
+    costs one.
+    """
+
+    def __init__(self, queue: deque[Text], **options: Any) -> None:
+        super().__init__(**options)
+        self._queue = queue
+
+    def refresh(self) -> None:
+        with self._lock:
+            lines = _drain(self._queue)
+            if lines:
+                self.console.print(Group(*lines), soft_wrap=True)
+            super().refresh()
+
+
+class LiveReporter:
+    """A live frame while the run goes on; the summary and failure digests when it ends.
+
+    With output_mode "block" each finished step leaves one line above the frame (its output is
+    in its log, and a failure's last lines are in the digest at the end); with "stream" every
+    output line is printed above the frame as it arrives, prefixed with the step id.
+    """
+
+    # The frame shows each running step's last output line, whatever the output mode.
+    wants_output = True
+
+    def __init__(
+        self,
+        console: Console,
+        refresh_per_second: float = 8,
+        output_mode: LiveOutputMode = "block",
+        now: Callable[[], float] | None = None,
+    ) -> None:
+        self.console = console
+        self.refresh_per_second = refresh_per_second
+        self.output_mode = output_mode
+        self.state = RunState(now)
+        self._live: Live | None = None
+        self._queue: deque[Text] = deque()
+        self._closed = False
+
+    def handle(self, event: Event) -> None:
+        # Lines are queued, not printed: printing above the frame redraws it, so the refresh
+        # thread prints the queue once per frame instead.
+        self.state.handle(event)
+        if isinstance(event, RunStarted):
+            self._start()
+        elif isinstance(event, StepOutput) and self.output_mode == "stream":
+            self._queue.extend(Text(f"{event.step_id} | {printable(o)}") for o in event.lines)
+        elif isinstance(event, StepFinished):
+            line = Text(f"[{event.at:6.2f}s] ", style="dim")
+            line.append(step_line(event.result), style=status_style(event.result))
+            self._queue.append(line)
+        elif isinstance(event, RunFinished):
+            self._stop()
+            self._print_summary(event)
+
+    @property
+    def active(self) -> bool:
+        """True while the live frame is on screen."""
+        return self._live is not None
+
+    def frame(self) -> RenderableType:
+        """The current frame (what Live calls from its refresh thread)."""
+        with self.state.lock:
+            return live_view(self.state, self.console.height)
+
+    def close(self) -> None:
+        """Stop the display, also after an error or Ctrl-C; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        interrupted = self._live is not None and not self.state.finished
+        self._stop()
+        if interrupted:
+            # The transient frame is gone; leave its last state in the scrollback instead.
+            self.console.print(self.frame())
+
+    def _start(self) -> None:
+        if self._live is not None or self._closed:
+            return
+        self._live = _BatchingLive(
+            self._queue,
+            console=self.console,
+            get_renderable=self.frame,
+            auto_refresh=True,
+            refresh_per_second=self.refresh_per_second,
+            transient=True,
+        )
+        self._live.start(refresh=True)
+
+    def _stop(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+        lines = _drain(self._queue)  # queued after the last frame, or no frame ever started
+        if lines:
+            self.console.print(Group(*lines), soft_wrap=True)
+
+    def _print_summary(self, event: RunFinished) -> None:
+        plan = self.state.plan
+        if plan is not None:
+            self.console.print(summary_view(event.result, plan))
+        for note in event.notes:
+            self.console.print(Text(note, style="dim"), soft_wrap=True)

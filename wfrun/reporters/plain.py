@@ -1,0 +1,222 @@
+"""Plain reporters for CI logs and pipes: one line per fact, no escape codes unless asked for."""
+
+from __future__ import annotations
+
+from typing import Literal, TextIO
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from wfrun.durations import format_duration
+from wfrun.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+    StepWaiting,
+    WaitKind,
+)
+from wfrun.reporters.plan_view import format_units, mode_text
+from wfrun.reporters.state import RunState, printable
+from wfrun.reporters.summary_view import (
+    status_glyph,
+    status_style,
+    status_words,
+    summary_view,
+)
+from wfrun.results import StepResult
+
+OutputMode = Literal["block", "stream"]
+DEFAULT_WIDTH = 100
+WHOLE_LOG_LINES = 200  # a log shorter than this is printed whole instead of its tail
+INDENT = "    "
+
+# A global-cap wait is the normal state of most steps of a big run; logging it would double the
+# log's length without telling anyone anything.
+_LOGGED_WAITS = (WaitKind.POOL, WaitKind.RUNS_ALONE)
+
+
+def make_console(stream: TextIO, *, color: bool, width: int = DEFAULT_WIDTH) -> Console:
+    """A Console that writes `stream` as plain text, or with colours when `color` is True.
+
+    The caller decides `color` (NO_COLOR, TERM=dumb, --no-color...), so nothing here looks at
+    the environment: with color False there is no colour system and no terminal, hence no
+    escape code at all.
+    """
+    return Console(
+        file=stream,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=False,
+    )
+
+
+def step_line(result: StepResult) -> str:
+    """`✘ test  failed in 0.4s: exited with code 1`."""
+    line = f"{status_glyph(result)} {result.step_id}  {status_words(result)}"
+    if result.duration is not None:
+        line += f" in {format_duration(result.duration)}"
+    if result.reason and not result.success:
+        line += f": {result.reason}"
+    return line
+
+
+def read_output(result: StepResult, max_lines: int = WHOLE_LOG_LINES) -> tuple[list[str], bool]:
+    """A finished step's output: the whole log if it is short, else the tail; and whether the
+    lines shown are only the tail of a longer log."""
+    if result.log_file:
+        try:
+            with open(result.log_file, encoding="utf-8", errors="replace") as log:
+                lines: list[str] = []
+                for line in log:
+                    lines.append(line)
+                    if len(lines) >= max_lines:
+                        break
+                else:
+                    return [printable(line) for line in lines], False
+        except OSError:
+            pass  # the log may be gone or was never written (dry run); the tail still tells
+    tail = [printable(line) for line in result.output_tail.splitlines()]
+    return tail, bool(result.log_file)
+
+
+def print_block(console: Console, renderable: RenderableType) -> None:
+    """Print a renderable without the trailing spaces rich pads table lines with, which only
+    add noise (and diff churn) to a CI log."""
+    with console.capture() as capture:
+        console.print(renderable)
+    lines = capture.get().splitlines()
+    console.file.write("".join(line.rstrip() + "\n" for line in lines))
+    console.file.flush()
+
+
+class PlainReporter:
+    """One line per start and finish with a time stamp, each step's output, the summary."""
+
+    wants_output: bool  # True in "stream" mode only: blocks are read from the result
+
+    def __init__(
+        self,
+        stream: TextIO,
+        output_mode: OutputMode = "block",
+        show_steps: bool = True,
+        color: bool = False,
+        width: int = DEFAULT_WIDTH,
+    ) -> None:
+        self.output_mode = output_mode
+        self.show_steps = show_steps
+        self.wants_output = show_steps and output_mode == "stream"
+        self.state = RunState()
+        self._stream = stream
+        self._console = make_console(stream, color=color, width=width)
+        self._closed = False
+
+    def handle(self, event: Event) -> None:
+        self.state.handle(event)
+        if isinstance(event, RunFinished):
+            self._run_finished(event)
+        elif not self.show_steps:
+            return
+        elif isinstance(event, RunStarted):
+            self._run_started(event)
+        elif isinstance(event, StepStarted):
+            self._step_started(event)
+        elif isinstance(event, StepWaiting):
+            self._step_waiting(event)
+        elif isinstance(event, StepOutput):
+            self._step_output(event)
+        elif isinstance(event, StepFinished):
+            self._step_finished(event)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream.flush()
+
+    # -- lines -------------------------------------------------------------------------------
+
+    def _print(self, at: float, text: str | Text, style: str = "") -> None:
+        line = Text(f"[{at:6.2f}s] ", style="dim")
+        line.append(text if isinstance(text, Text) else Text(text, style=style))
+        self._console.print(line, soft_wrap=True)
+
+    def _run_started(self, event: RunStarted) -> None:
+        steps = len(event.workflow.steps)
+        text = f"▶ running {event.workflow.name}: {steps} steps, {mode_text(event.plan)}"
+        text += f" · run {event.run_id}"
+        if event.run_dir:
+            text += f" · logs in {event.run_dir}"
+        self._print(event.at, text, "bold")
+
+    def _step_started(self, event: StepStarted) -> None:
+        where = f"group {event.group}"
+        if event.resources:
+            where += f" · {format_units(event.resources)}"
+        self._print(event.at, f"▶ {event.step_id}  [{where}]", "cyan")
+
+    def _step_waiting(self, event: StepWaiting) -> None:
+        if event.reason.kind in _LOGGED_WAITS:
+            reason = self.state.wait_text(event.step_id) or str(event.reason)
+            self._print(event.at, f"⋯ {event.step_id}  waiting: {reason}", "yellow")
+
+    def _step_output(self, event: StepOutput) -> None:
+        if self.output_mode == "stream":
+            for line in event.lines:
+                self._print(event.at, f"{event.step_id} | {printable(line)}")
+
+    def _step_finished(self, event: StepFinished) -> None:
+        result = event.result
+        self._print(event.at, step_line(result), status_style(result))
+        if self.output_mode == "block" and result.start_time is not None:
+            self._output_block(result)
+
+    def _output_block(self, result: StepResult) -> None:
+        lines, partial = read_output(result)
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if not lines:
+            return
+        if partial:
+            note = f"{INDENT}… last {len(lines)} lines; full log: {result.log_file}"
+            self._console.print(Text(note, style="dim"), soft_wrap=True)
+        for line in lines:
+            self._console.print(Text(INDENT + line), soft_wrap=True)
+
+    def _run_finished(self, event: RunFinished) -> None:
+        self._console.print()
+        if self.state.plan is not None:
+            print_block(self._console, summary_view(event.result, self.state.plan))
+        for note in event.notes:
+            self._console.print(Text(note, style="dim"), soft_wrap=True)
+
+
+class QuietReporter:
+    """Nothing while the run goes on; at the end the summary (without per-group tables) and a
+    digest of each failure."""
+
+    wants_output = False
+
+    def __init__(self, stream: TextIO, color: bool = False, width: int = DEFAULT_WIDTH) -> None:
+        self.state = RunState()
+        self._stream = stream
+        self._console = make_console(stream, color=color, width=width)
+        self._closed = False
+
+    def handle(self, event: Event) -> None:
+        self.state.handle(event)
+        if isinstance(event, RunFinished) and self.state.plan is not None:
+            print_block(self._console, summary_view(event.result, self.state.plan, tables=False))
+            for note in event.notes:
+                self._console.print(Text(note), soft_wrap=True)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream.flush()

@@ -1,0 +1,161 @@
+"""What `wfrun plan` prints: a table per group, the pools, the mode and cap, the critical path;
+and the same graph as Mermaid or Graphviz text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from wfrun.durations import format_duration
+from wfrun.model import Step
+from wfrun.planner import Plan
+
+
+def format_units(resources: Mapping[str, int]) -> str:
+    """`cpu 1, memory 2`: the units a step takes from each pool."""
+    return ", ".join(f"{pool} {units}" for pool, units in resources.items())
+
+
+def limit_text(step: Step) -> str:
+    """A step's own concurrency limit in words (SPEC §3.3)."""
+    limit = step.parallel.effective_max_concurrency
+    if limit is None:
+        return ""
+    if limit <= 1:
+        return "runs alone"
+    return f"at most {limit} running"
+
+
+def titled_table(title: str) -> Table:
+    """A compact table with its title on the left, the look of every table wfrun prints."""
+    return Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
+
+
+def id_width(ids: Iterable[str], cap: int = 40) -> int:
+    """A width that fits every step id (up to `cap`), so the tables of all groups line up."""
+    return min(max((len(i) for i in ids), default=4), cap)
+
+
+def mode_text(plan: Plan) -> str:
+    if not plan.parallel:
+        return "sequential (cap 1)"
+    return f"parallel, cap {plan.max_concurrency}"
+
+
+def critical_path_text(plan: Plan) -> str:
+    if not plan.critical_path:
+        return "—"
+    chain = " → ".join(plan.critical_path)
+    if plan.durations_known:
+        estimate = format_duration(plan.remaining[plan.critical_path[0]])
+        return f"{chain} (about {estimate}, from the previous run)"
+    return f"{chain} ({len(plan.critical_path)} steps)"
+
+
+def plan_view(plan: Plan) -> RenderableType:
+    """The text format of `wfrun plan`."""
+    wf = plan.workflow
+    headline = Text.assemble(
+        (wf.name, "bold"),
+        f" · {len(wf.steps)} steps in {len(plan.groups)} groups · {mode_text(plan)}",
+    )
+    by_id = {s.id: s for s in wf.steps}
+    width = id_width(by_id)
+    parts: list[RenderableType] = [headline]
+    for index, ids in enumerate(plan.groups):
+        parts += [Text(), _group_table(index, [by_id[sid] for sid in ids], width)]
+    if wf.parallel.resources:
+        parts += [Text(), _pools_table(plan)]
+    parts += [Text(), Text.assemble(("critical path: ", "bold"), critical_path_text(plan))]
+    return Group(*parts)
+
+
+def _group_table(index: int, steps: list[Step], width: int) -> Table:
+    table = titled_table(f"group {index}")
+    table.add_column("step", style="bold", min_width=width)
+    table.add_column("pools")
+    table.add_column("limit")
+    table.add_column("depends on")
+    for step in steps:
+        label = Text(step.id)
+        if step.name != step.id:
+            label.append(f" ({step.name})", style="dim")
+        table.add_row(
+            label,
+            Text(format_units(step.parallel.resources)),
+            Text(limit_text(step)),
+            Text(", ".join(step.depends_on)),
+        )
+    return table
+
+
+def _pools_table(plan: Plan) -> Table:
+    users: dict[str, int] = dict.fromkeys(plan.workflow.parallel.resources, 0)
+    for step in plan.steps:
+        for pool in step.parallel.resources:
+            users[pool] = users.get(pool, 0) + 1
+    table = titled_table("pools")
+    table.add_column("pool", style="bold")
+    table.add_column("capacity", justify="right")
+    table.add_column("steps using it", justify="right")
+    for pool, capacity in plan.workflow.parallel.resources.items():
+        table.add_row(Text(pool), str(capacity), str(users[pool]))
+    return table
+
+
+# -- graph formats ---------------------------------------------------------------------------
+
+
+def _mermaid_label(text: str) -> str:
+    # Mermaid's entity codes are the only escapes it reads inside a quoted label.
+    for char, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
+        text = text.replace(char, code)
+    return '"' + text.replace("\n", " ") + '"'
+
+
+def plan_mermaid(plan: Plan) -> str:
+    """A `flowchart TD` with a subgraph per group.
+
+    Nodes get generated ids (s0, s1, ...) with the step id as a quoted label, because a step id
+    such as `end` or `graph` would otherwise be read as a Mermaid keyword.
+    """
+    node = {s.id: f"s{i}" for i, s in enumerate(plan.steps)}
+    label = {s.id: s.id if s.name == s.id else f"{s.id}: {s.name}" for s in plan.steps}
+    lines = ["flowchart TD"]
+    for index, ids in enumerate(plan.groups):
+        lines.append(f"  subgraph g{index}[{_mermaid_label(f'group {index}')}]")
+        lines += [f"    {node[sid]}[{_mermaid_label(label[sid])}]" for sid in ids]
+        lines.append("  end")
+    for step in plan.steps:
+        lines += [f"  {node[dep]} --> {node[step.id]}" for dep in step.depends_on]
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _dot_label(step: Step) -> str:
+    return "" if step.name == step.id else f" [label={_dot_id(f'{step.id}: {step.name}')}]"
+
+
+def plan_dot(plan: Plan) -> str:
+    """A Graphviz digraph with a cluster per group (`dot -Tsvg` draws it)."""
+    by_id = {s.id: s for s in plan.steps}
+    lines = [f"digraph {_dot_id(plan.workflow.name)} {{", "  rankdir=TB;", "  node [shape=box];"]
+    for index, ids in enumerate(plan.groups):
+        lines.append(f"  subgraph {_dot_id(f'cluster_{index}')} {{")
+        lines.append(f"    label={_dot_id(f'group {index}')};")
+        lines += [f"    {_dot_id(sid)}{_dot_label(by_id[sid])};" for sid in ids]
+        lines.append("  }")
+    for step in plan.steps:
+        lines += [f"  {_dot_id(dep)} -> {_dot_id(step.id)};" for dep in step.depends_on]
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,166 @@
+"""The files a run leaves behind: report.json (SPEC §5) and a JUnit XML file.
+
+Both are written atomically (a temporary file in the same directory, fsync, os.replace), so a
+reader, or a run that is interrupted while writing, never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from wfrun.events import Event, RunFinished, RunStarted
+from wfrun.reporters.state import strip_ansi
+from wfrun.results import RunResult, StepResult, StepStatus
+
+REPORT_NAME = "report.json"
+
+# Characters XML 1.0 cannot carry even escaped; a step's output may contain any of them.
+_XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace `path` with `data` all at once, creating its directory if needed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
+    # (mkstemp would leave the report readable by its owner only).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform or file system allows it.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def report_json(result: RunResult) -> str:
+    # default=str: an agent's reply is JSON already, but nothing must stop the report being written.
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def write_report(result: RunResult, path: str | os.PathLike[str]) -> None:
+    """Write the report of SPEC §5 as indented JSON."""
+    write_atomic(path, report_json(result).encode("utf-8"))
+
+
+# -- JUnit -----------------------------------------------------------------------------------
+
+
+def _xml_text(text: str) -> str:
+    return _XML_INVALID.sub("", strip_ansi(text))
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value or 0.0:.3f}"
+
+
+def _testcase(result: StepResult, workflow_name: str) -> ET.Element:
+    case = ET.Element(
+        "testcase",
+        classname=_xml_text(workflow_name),
+        name=result.step_id,
+        time=_seconds(result.duration),
+    )
+    reason = _xml_text(result.reason or result.status.value)
+    if result.status in (StepStatus.FAILED, StepStatus.TIMED_OUT):
+        if result.allowed_failure:
+            reason = f"allowed failure (continueOnError): {reason}"
+        failure = ET.SubElement(case, "failure", message=reason, type=result.status.value)
+        failure.text = _xml_text(result.output_tail)
+    elif result.status in (StepStatus.SKIPPED, StepStatus.CANCELLED):
+        ET.SubElement(case, "skipped", message=reason)
+    if result.output_tail and result.status is StepStatus.SUCCEEDED:
+        ET.SubElement(case, "system-out").text = _xml_text(result.output_tail)
+    return case
+
+
+def junit_tree(result: RunResult, workflow_name: str) -> ET.ElementTree[ET.Element]:
+    """One <testsuite> for the run with one <testcase> per step."""
+    cases = [_testcase(r, workflow_name) for r in result.step_results.values()]
+    counts = {
+        "tests": str(len(cases)),
+        "failures": str(sum(c.find("failure") is not None for c in cases)),
+        "errors": "0",
+        "skipped": str(sum(c.find("skipped") is not None for c in cases)),
+        "time": _seconds(result.execution_time_s),
+    }
+    name = _xml_text(workflow_name)
+    root = ET.Element("testsuites", {"name": name, **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": name, **counts})
+    if result.started_at:
+        suite.set("timestamp", result.started_at)
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("runId", result.run_id), ("status", result.status.value)):
+        ET.SubElement(properties, "property", name=name, value=value)
+    suite.extend(cases)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_junit(
+    result: RunResult, path: str | os.PathLike[str], workflow_name: str | None = None
+) -> None:
+    """Write a JUnit XML file: failed and timed-out steps as failures, skipped and cancelled
+    steps as skipped."""
+    tree = junit_tree(result, workflow_name or result.workflow_name)
+    data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
+    write_atomic(path, data + b"\n")
+
+
+# -- reporter --------------------------------------------------------------------------------
+
+
+class ReportWriter:
+    """Writes report.json into the run directory when the run finishes.
+
+    A failure to write is kept in `error` rather than raised, so that the reporters after this
+    one still show the summary; the CLI reports it.
+    """
+
+    wants_output = False
+
+    def __init__(self, name: str = REPORT_NAME) -> None:
+        self.name = name
+        self.run_dir: str | None = None
+        self.written: Path | None = None
+        self.error: OSError | None = None
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_dir = event.run_dir
+        elif isinstance(event, RunFinished):
+            directory = event.result.run_dir or self.run_dir
+            if directory is None:
+                return
+            path = Path(directory) / self.name
+            try:
+                write_report(event.result, path)
+            except OSError as err:
+                self.error = err
+            else:
+                self.written = path
+
+    def close(self) -> None:
+        """Nothing to release: the report is written in one go."""
