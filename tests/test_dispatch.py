@@ -164,7 +164,9 @@ def test_parallel_mode_puts_the_critical_path_first() -> None:
 
 
 def test_fatal_failure_skips_dependents_and_stops_the_run() -> None:
-    wf = workflow(step("a"), step("slow"), step("b", ("a",)), step("c", ("b",)), step("later", ("slow",)))
+    wf = workflow(
+        step("a"), step("slow"), step("b", ("a",)), step("c", ("b",)), step("later", ("slow",))
+    )
     d = dispatcher(wf)
     assert d.startable() == ["a", "slow"]
     effects = d.finish("a", Completion.FATAL_FAILURE)

@@ -161,9 +161,14 @@ class Dispatcher:
             if reason.kind is WaitKind.RUNS_ALONE:
                 # Reserve: nothing lower in priority starts, so the running steps drain and the
                 # limited step gets its turn instead of starving behind a stream of small ones.
-                self._mark_rest(heads, WaitReason(
-                    WaitKind.RUNS_ALONE, capacity=reason.capacity,
-                    limit_step=reason.limit_step or step_id))
+                self._mark_rest(
+                    heads,
+                    WaitReason(
+                        WaitKind.RUNS_ALONE,
+                        capacity=reason.capacity,
+                        limit_step=reason.limit_step or step_id,
+                    ),
+                )
                 break
             short.update(self._short_pools(self._steps[step_id]))
         return started
@@ -194,6 +199,8 @@ class Dispatcher:
             self._sorter.done(step_id)
             effects.ready = self._pull_ready()
             return effects
+        if completion is Completion.CANCELLED and self._stop_status is StepStatus.CANCELLED:
+            return effects  # the whole run is being cancelled: `abandon` says so for the rest
         failed_how = "was cancelled" if completion is Completion.CANCELLED else "failed"
         effects.skipped = self._skip_dependents(step_id, f"dependency '{step_id}' {failed_how}")
         if completion is Completion.FATAL_FAILURE:
@@ -273,7 +280,8 @@ class Dispatcher:
             tightest = min(self._limits)
             if running + 1 > tightest:
                 holder = next(
-                    s.id for s in self._running.values()
+                    s.id
+                    for s in self._running.values()
                     if s.parallel.effective_max_concurrency == tightest
                 )
                 return WaitReason(
@@ -282,14 +290,18 @@ class Dispatcher:
         for pool, units in sorted(step.parallel.resources.items()):
             if pool in short or self._use[pool] + units > self._capacity[pool]:
                 return WaitReason(
-                    WaitKind.POOL, pool=pool, in_use=self._use[pool],
-                    capacity=self._capacity[pool], held_by=tuple(self._holders[pool]),
+                    WaitKind.POOL,
+                    pool=pool,
+                    in_use=self._use[pool],
+                    capacity=self._capacity[pool],
+                    held_by=tuple(self._holders[pool]),
                 )
         return None
 
     def _short_pools(self, step: Step) -> set[str]:
         return {
-            pool for pool, units in step.parallel.resources.items()
+            pool
+            for pool, units in step.parallel.resources.items()
             if self._use[pool] + units > self._capacity[pool]
         }
 

@@ -1,0 +1,113 @@
+"""The Python API of SPEC §7: `WorkflowRunner().execute(workflow, ...)`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from wfrun.events import Reporter
+from wfrun.executors.base import DEFAULT_GRACE_PERIOD, Executor
+from wfrun.model import Workflow
+from wfrun.planner import Plan, make_plan
+from wfrun.results import RunResult, RunStatus
+from wfrun.scheduler import RunSettings, Scheduler
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """`20261126-231501-3f2a`: sortable by time, unique enough for runs started the same second."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+class WorkflowRunner:
+    """Runs workflows. Reporters receive the run's events; the executor runs each step."""
+
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        reporters: Sequence[Reporter] = (),
+        log_dir: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        handle_signals: bool = True,
+    ) -> None:
+        self.executor = executor
+        self.reporters = list(reporters)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.env = env
+        self.grace_period = grace_period
+        self.handle_signals = handle_signals
+        self.interrupted_by: int | None = None  # the signal that stopped the last run, if any
+        self.last_run_dir: Path | None = None
+
+    def execute(
+        self,
+        workflow: Workflow,
+        parallel_enabled: bool | None = None,
+        max_concurrency: int | None = None,
+        keep_going: bool = False,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Run the workflow once and return its result; a failing step is part of the result.
+
+        `parallel_enabled=None` lets the workflow's `parallel.enabled` decide. Logs and
+        `report.json` go to `<log_dir>/<run-id>/` when a log directory is set.
+        """
+        plan = make_plan(workflow, parallel=parallel_enabled, max_concurrency=max_concurrency)
+        return self.execute_plan(plan, keep_going=keep_going, run_id=run_id)
+
+    def execute_plan(
+        self, plan: Plan, keep_going: bool = False, run_id: str | None = None
+    ) -> RunResult:
+        started = datetime.now()
+        run_id = run_id or new_run_id(started)
+        run_dir = self.log_dir / run_id if self.log_dir is not None else None
+        self.last_run_dir = run_dir
+        settings = RunSettings(
+            run_id=run_id,
+            env=dict(os.environ if self.env is None else self.env),
+            run_dir=run_dir,
+            keep_going=keep_going,
+            grace_period=self.grace_period,
+            started_at=started.astimezone().isoformat(timespec="seconds"),
+        )
+        scheduler = Scheduler(plan, self.executor or _default_executor(), self.reporters, settings)
+        self.interrupted_by = None
+        with self._signals(scheduler):
+            result = scheduler.run()
+        if run_dir is not None:
+            from wfrun.reporters.report_files import write_report
+
+            write_report(result, run_dir / "report.json")
+        return result
+
+    @contextlib.contextmanager
+    def _signals(self, scheduler: Scheduler) -> Iterator[None]:
+        """Ctrl-C and SIGTERM cancel the run (a second one kills at once) instead of raising."""
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.interrupted_by = self.interrupted_by or signum
+            scheduler.interrupt(RunStatus.CANCELLED)
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _default_executor() -> Executor:
+    from wfrun.executors.routing import default_executor
+
+    return default_executor()
