@@ -12,10 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from wfrun.events import RunFinished, RunStarted
-from wfrun.model import ScriptConfig, Step, StepType, Workflow
-from wfrun.planner import make_plan
-from wfrun.reporters.report_files import ReportWriter, write_junit, write_report
+from wfrun.reporters.report_files import write_junit, write_report
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"
@@ -215,24 +212,3 @@ def test_junit_escapes_markup_and_drops_characters_xml_cannot_hold(tmp_path: Pat
     case = next(c for c in ET.parse(path).getroot().iter("testcase") if c.attrib["name"] == "build")
     out = case.find("system-out")
     assert out is not None and out.text == "built <ok> & green \n"
-
-
-def test_report_writer_writes_into_the_run_directory(tmp_path: Path) -> None:
-    plan = make_plan(
-        Workflow(name="ci", steps=(Step("a", "a", StepType.SCRIPT, ScriptConfig("true")),))
-    )
-    writer = ReportWriter()
-    assert not writer.wants_output
-    writer.handle(RunStarted(plan.workflow, plan, "r1", str(tmp_path)))
-    writer.handle(RunFinished(run_result(run_dir=None), 2.3))
-    writer.close()
-    assert writer.written == tmp_path / "report.json"
-    assert json.loads((tmp_path / "report.json").read_text())["runId"] == "20261126-231501-3f2a"
-
-
-def test_report_writer_keeps_the_error_instead_of_raising(tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    writer = ReportWriter()
-    writer.handle(RunFinished(run_result(run_dir=str(blocker / "sub")), 2.3))
-    assert writer.written is None and isinstance(writer.error, OSError)

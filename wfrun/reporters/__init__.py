@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from wfrun.reporters.live import LiveReporter
 from wfrun.reporters.plain import PlainReporter, QuietReporter, make_console
-from wfrun.reporters.report_files import ReportWriter, write_junit, write_report
+from wfrun.reporters.report_files import write_junit, write_report
 from wfrun.reporters.state import RunState
 from wfrun.reporters.views import live_view, plan_dot, plan_mermaid, plan_view, summary_view
 
@@ -16,7 +16,6 @@ __all__ = [
     "LiveReporter",
     "PlainReporter",
     "QuietReporter",
-    "ReportWriter",
     "RunState",
     "live_view",
     "make_console",

@@ -14,7 +14,6 @@ import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from wfrun.events import Event, RunFinished, RunStarted
 from wfrun.reporters.state import strip_ansi
 from wfrun.results import RunResult, StepResult, StepStatus
 
@@ -127,40 +126,3 @@ def write_junit(
     tree = junit_tree(result, workflow_name or result.workflow_name)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
     write_atomic(path, data + b"\n")
-
-
-# -- reporter --------------------------------------------------------------------------------
-
-
-class ReportWriter:
-    """Writes report.json into the run directory when the run finishes.
-
-    A failure to write is kept in `error` rather than raised, so that the reporters after this
-    one still show the summary; the CLI reports it.
-    """
-
-    wants_output = False
-
-    def __init__(self, name: str = REPORT_NAME) -> None:
-        self.name = name
-        self.run_dir: str | None = None
-        self.written: Path | None = None
-        self.error: OSError | None = None
-
-    def handle(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.run_dir = event.run_dir
-        elif isinstance(event, RunFinished):
-            directory = event.result.run_dir or self.run_dir
-            if directory is None:
-                return
-            path = Path(directory) / self.name
-            try:
-                write_report(event.result, path)
-            except OSError as err:
-                self.error = err
-            else:
-                self.written = path
-
-    def close(self) -> None:
-        """Nothing to release: the report is written in one go."""

@@ -1,0 +1,336 @@
+"""The real `wfrun` command: exit codes, formats, signals, reports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import cli_env, py_step, rec
+from typer.testing import CliRunner
+
+from wfrun.cli import app
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = sorted((ROOT / "sample-workflows").glob("*.yaml"))
+Write = Callable[[str], Path]
+runner = CliRunner()
+
+
+def wfrun(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wfrun", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(),
+        timeout=timeout,
+    )
+
+
+def test_version() -> None:
+    from wfrun import __version__
+
+    assert wfrun("--version").stdout == f"wfrun {__version__}\n"
+    assert runner.invoke(app, ["--version"]).stdout == f"wfrun {__version__}\n"
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])
+def test_every_sample_validates(sample: Path) -> None:
+    result = runner.invoke(app, ["validate", str(sample)])
+    assert result.exit_code == 0, result.output
+    assert f"{sample}: ok" in result.output
+
+
+def test_validate_reports_every_problem_with_its_position(write: Write) -> None:
+    path = write("""
+        steps:
+          - id: build
+            config: {command: make}
+          - id: test
+            config: {command: make}
+            dependsOn: [biuld]
+            parallel: {resource: gpu}
+    """)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert f"{path}:7:5: step 'test' depends on unknown step 'biuld' (did you mean 'build'?)" in (
+        result.output
+    ) or any("biuld" in line and line.startswith(f"{path}:7:") for line in lines)
+    assert any("gpu" in line and line.startswith(f"{path}:8:") for line in lines)
+    assert "Traceback" not in result.output
+
+
+def test_validate_formats(write: Write) -> None:
+    good = write("steps: [{id: a, config: {command: 'true'}}]\n", "good.yaml")
+    bad = write("steps: [{id: a, config: {command: 'true'}, dependsOn: [b]}]\n", "bad.yaml")
+    gh = runner.invoke(app, ["validate", "--format", "github", str(good), str(bad)])
+    assert gh.exit_code == 1
+    assert gh.output.startswith(f"::error file={bad},line=1,col=")
+    js = runner.invoke(app, ["validate", "--format", "json", str(good), str(bad)])
+    document = json.loads(js.stdout)
+    assert document["valid"] is False
+    assert [f["valid"] for f in document["files"]] == [True, False]
+    assert document["files"][1]["diagnostics"][0]["line"] == 1
+
+
+def test_unreadable_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    result = wfrun("validate", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "missing.yaml" in result.stderr and "Traceback" not in result.stderr
+    result = wfrun("run", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_invalid_workflow_run_is_exit_2(write: Write) -> None:
+    path = write("steps: [{id: a, config: {command: 'true'}, dependsOn: [a]}]\n")
+    result = wfrun("run", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{path}:1:")
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_error_is_exit_2() -> None:
+    assert wfrun("run", "--no-such-option", "x.yaml").returncode == 2
+
+
+def test_plan_formats() -> None:
+    complex_sample = ROOT / "sample-workflows" / "complex-parallel.yaml"
+    document = json.loads(
+        runner.invoke(app, ["plan", "--format", "json", str(complex_sample)]).stdout
+    )
+    assert [g["steps"] for g in document["groups"]] == [
+        ["setup-env", "validate-config", "check-dependencies"],
+        ["build-frontend", "build-backend", "prepare-database"],
+        ["test-frontend", "test-backend", "integration-tests"],
+        ["deploy"],
+    ]
+    assert document["maxConcurrency"] == 6 and document["parallel"] is True
+    assert document["resources"] == {"cpu": 2, "network": 4, "database": 1}
+    assert document["steps"]["build-backend"] == {
+        "parallelGroup": 1,
+        "dependsOn": ["setup-env", "check-dependencies"],
+        "resources": {"cpu": 1},
+        "maxConcurrency": None,
+    }
+    assert document["criticalPath"][-1] == "deploy" and len(document["criticalPath"]) == 4
+    sequential = json.loads(
+        runner.invoke(app, ["plan", "-f", "json", "--no-parallel", str(complex_sample)]).stdout
+    )
+    assert sequential["maxConcurrency"] == 1 and sequential["parallel"] is False
+    assert (
+        json.loads(
+            runner.invoke(app, ["plan", "-f", "json", "-j", "3", str(complex_sample)]).stdout
+        )["maxConcurrency"]
+        == 3
+    )
+    text = runner.invoke(app, ["plan", str(complex_sample)])
+    assert (
+        text.exit_code == 0 and "deploy" in text.output and "critical path" in text.output.lower()
+    )
+    mermaid = runner.invoke(app, ["plan", "-f", "mermaid", str(complex_sample)]).stdout
+    assert mermaid.startswith("flowchart") and "build-backend" in mermaid
+    dot = runner.invoke(app, ["plan", "-f", "dot", str(complex_sample)]).stdout
+    assert dot.startswith("digraph") and "->" in dot
+
+
+def test_schema_command_prints_the_schema() -> None:
+    document = json.loads(runner.invoke(app, ["schema"]).stdout)
+    assert document["$id"].endswith("workflow.schema.json")
+
+
+def test_run_plain_success_writes_logs_report_and_junit(tmp_path: Path) -> None:
+    sample = ROOT / "sample-workflows" / "error-handling.yaml"
+    report, junit = tmp_path / "r.json", tmp_path / "j.xml"
+    result = wfrun(
+        "run",
+        str(sample),
+        "--ui",
+        "plain",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--report",
+        str(report),
+        "--junit",
+        str(junit),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\x1b" not in result.stdout
+    assert "optional-step" in result.stdout
+    document = json.loads(report.read_text())
+    assert document["status"] == "succeeded"
+    assert document["stepResults"]["optional-step"]["allowedFailure"] is True
+    (run_dir,) = (tmp_path / "logs").iterdir()
+    assert (run_dir / "report.json").exists()
+    assert "cache server unreachable" in (run_dir / "optional-step.log").read_text()
+    assert junit.read_text().count("<testcase") == 3
+
+
+def test_run_failure_is_exit_1_and_dry_run_runs_nothing(write: Write, workdir: Path) -> None:
+    path = write(f"steps:\n  - {{id: bad, config: {rec(0.01, 4)}}}\n")
+    failed = wfrun("run", str(path), "--ui", "quiet", "--log-dir", str(workdir / "logs"))
+    assert failed.returncode == 1
+    assert "bad" in failed.stdout
+    dry = wfrun("run", str(path), "--dry-run", "--ui", "plain", "--log-dir", str(workdir / "l2"))
+    assert dry.returncode == 0, dry.stdout
+    assert "would run" in dry.stdout
+    assert not (workdir / "l2").exists()
+
+
+# ---- signals: Ctrl-C and SIGTERM ---------------------------------------------------------------
+
+SPAWNER = """
+import os, subprocess, sys, time
+out = sys.argv[1]
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+with open(os.path.join(out, os.environ["WFRUN_STEP_ID"] + ".pids"), "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+time.sleep(60)
+"""
+
+STUBBORN = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with open(os.path.join(sys.argv[1], os.environ["WFRUN_STEP_ID"] + ".pids"), "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+def _start(path: Path, workdir: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wfrun",
+            "run",
+            str(path),
+            "--ui",
+            "plain",
+            "--log-dir",
+            str(workdir / "logs"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+
+def _wait_for(files: list[Path], timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(f.exists() and f.read_text().strip() for f in files):
+            return [int(p) for f in files for p in f.read_text().split()]
+        time.sleep(0.05)
+    raise AssertionError(f"steps did not start: {files}")
+
+
+def _gone(pids: list[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _spawner_workflow(write: Write, count: int) -> Path:
+    steps = "".join(py_step(f"s{i}", SPAWNER) for i in range(count))
+    return write(
+        f"steps:\n{steps}  - {{id: later, config: {{command: 'true'}}, dependsOn: [s0]}}\n"
+    )
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_cancels_everything_and_leaves_no_process(
+    write: Write, workdir: Path, sig: int, code: int
+) -> None:
+    path = _spawner_workflow(write, 2)
+    proc = _start(path, workdir)
+    pids = _wait_for([workdir / "out" / "s0.pids", workdir / "out" / "s1.pids"])
+    proc.send_signal(sig)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert _gone(pids), "a step process (or its child) outlived wfrun"
+    (run_dir,) = (workdir / "logs").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert {s["status"] for s in report["stepResults"].values()} == {"cancelled"}
+    assert "Traceback" not in stdout
+
+
+def test_second_interrupt_kills_at_once(write: Write, workdir: Path) -> None:
+    path = write("steps:\n" + py_step("stubborn", STUBBORN))
+    proc = _start(path, workdir, "--grace-period", "60")
+    (pid,) = _wait_for([workdir / "out" / "stubborn.pids"])
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # the step ignores SIGTERM: wfrun waits for the grace period
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert _gone([pid])
+
+
+def test_step_timeout_leaves_no_grandchild(write: Write, workdir: Path) -> None:
+    path = write("steps:\n" + py_step("s0", SPAWNER, "timeout: 1s"))
+    result = wfrun("run", str(path), "--ui", "plain", "--log-dir", str(workdir / "logs"))
+    assert result.returncode == 1
+    pids = [int(p) for p in (workdir / "out" / "s0.pids").read_text().split()]
+    assert _gone(pids)
+    assert "timed out" in result.stdout
+
+
+def test_a_step_writing_100_mb_keeps_wfrun_memory_flat(write: Write, workdir: Path) -> None:
+    writer = (
+        "import sys\nline = b'x' * 1023 + b'\\n'\n"
+        "for _ in range(102400):\n    sys.stdout.buffer.write(line)"
+    )
+    path = write("steps:\n" + py_step("big", writer))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wfrun",
+            "run",
+            str(path),
+            "--ui",
+            "plain",
+            "--log-dir",
+            str(workdir / "logs"),
+        ],
+        stdout=subprocess.DEVNULL,
+        env=cli_env(),
+    )
+    me = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, me.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.02)
+    proc.communicate()
+    assert proc.returncode == 0
+    (run_dir,) = (workdir / "logs").iterdir()
+    assert (run_dir / "big.log").stat().st_size == 100 * 1024 * 1024
+    # The interpreter with rich, typer and jsonschema loaded is ~40-60 MB; 100 MB of output must
+    # not be held in memory.
+    assert peak < 100 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def test_python_m_wfrun_and_help_are_clean() -> None:
+    result = wfrun("--help")
+    assert result.returncode == 0 and "run" in result.stdout and "validate" in result.stdout
