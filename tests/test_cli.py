@@ -62,11 +62,12 @@ def test_validate_reports_every_problem_with_its_position(write: Write) -> None:
     """)
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
-    lines = result.output.splitlines()
-    assert f"{path}:7:5: step 'test' depends on unknown step 'biuld' (did you mean 'build'?)" in (
-        result.output
-    ) or any("biuld" in line and line.startswith(f"{path}:7:") for line in lines)
-    assert any("gpu" in line and line.startswith(f"{path}:8:") for line in lines)
+    assert result.output.splitlines() == [
+        f"{path}:7:17: step 'test' depends on unknown step 'biuld' (did you mean 'build'?)",
+        f"{path}:8:16: step 'test' uses unknown pool 'gpu' "
+        "(no pools are declared under parallel.resources)",
+        f"{path}: 2 problems found",
+    ]
     assert "Traceback" not in result.output
 
 
@@ -334,3 +335,58 @@ def test_a_step_writing_100_mb_keeps_wfrun_memory_flat(write: Write, workdir: Pa
 def test_python_m_wfrun_and_help_are_clean() -> None:
     result = wfrun("--help")
     assert result.returncode == 0 and "run" in result.stdout and "validate" in result.stdout
+
+
+def test_agent_sample_runs_and_reports_the_replies(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    result = wfrun(
+        "run",
+        str(ROOT / "sample-workflows" / "agents.yaml"),
+        "--ui",
+        "quiet",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        "--report",
+        str(report),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = json.loads(report.read_text())["stepResults"]
+    assert steps["review-security"]["output"] == (
+        "[stand-in-security] Done: Review the diff for security problems."
+    )
+    assert steps["summary"]["output"].startswith("[stand-in-small] Done: Summarize")
+    assert steps["collect-diff"]["output"] is None
+
+
+def test_agents_file_is_merged_under_the_workflow(write: Write, workdir: Path) -> None:
+    agent = ROOT / "sample-workflows" / "agents" / "stand_in_agent.py"
+    agents_file = write(
+        f"""
+        agents:
+          helper:
+            command: ["{sys.executable}", "{agent}", "--delay", "0"]
+            prompt: argument
+        """,
+        "agents.yaml",
+    )
+    path = write("steps:\n  - {id: ask, type: agent, config: {agent: helper, prompt: Say hi}}\n")
+    assert wfrun("validate", str(path)).returncode == 1  # unknown agent without the file
+    ok = wfrun("validate", "--agents", str(agents_file), str(path))
+    assert ok.returncode == 0, ok.stdout
+    report = workdir / "r.json"
+    ran = wfrun(
+        "run",
+        str(path),
+        "--agents",
+        str(agents_file),
+        "--ui",
+        "quiet",
+        "--log-dir",
+        str(workdir / "logs"),
+        "--report",
+        str(report),
+    )
+    assert ran.returncode == 0, ran.stdout
+    assert json.loads(report.read_text())["stepResults"]["ask"]["output"] == (
+        "[stand-in] Done: Say hi"
+    )

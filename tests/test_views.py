@@ -21,6 +21,7 @@ from wfrun.events import (
     WaitReason,
 )
 from wfrun.model import (
+    AgentConfig,
     ParallelConfig,
     ScriptConfig,
     Step,
@@ -337,3 +338,19 @@ def test_step_output_is_not_read_as_markup() -> None:
     )
     out = render(summary_view(final(STATS, setup=odd), DB_PLAN))
     assert "[bold]x[/bold] red" in out
+
+
+def test_a_running_agent_step_shows_its_prompt() -> None:
+    review = Step(
+        id="review",
+        name="review",
+        type=StepType.AGENT,
+        config=AgentConfig(agent="reviewer", prompt="Review the diff\nthen list findings"),
+    )
+    plan = plan_of(review)
+    state = fold(plan, [StepReady("review", 0.0), StepStarted("review", 0, {}, 0.0)])
+    line = next(x for x in render(live_view(state, height=20)).splitlines() if "review" in x)
+    assert "❯ Review the diff" in line and "findings" not in line
+    state.handle(StepOutput("review", ("thinking",), 1.0))
+    line = next(x for x in render(live_view(state, height=20)).splitlines() if "review" in x)
+    assert "❯ Review the diff · thinking" in line

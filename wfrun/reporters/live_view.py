@@ -130,9 +130,19 @@ def _running_grid(rows: list[RunningStep], now: float) -> Table:
             Text(f"group {row.group}"),
             Text(format_units(row.resources)),
             Text(format_duration(max(0.0, now - row.started_at))),
-            Text(row.last_line),
+            _detail(row),
         )
     return grid
+
+
+def _detail(row: RunningStep) -> Text:
+    """The last output line; for an agent step, the prompt it is answering first."""
+    if row.prompt is None:
+        return Text(row.last_line)
+    text = Text("❯ " + row.prompt, style="italic")
+    if row.last_line:
+        text.append(" · " + row.last_line)
+    return text
 
 
 def _waiting_section(state: RunState, total: int, budget: _Budget) -> list[RenderableType]:

@@ -27,7 +27,7 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.model import Step, Workflow
+from wfrun.model import AgentConfig, Step, Workflow
 from wfrun.planner import Plan
 from wfrun.results import RunResult, StepResult, StepStatus
 
@@ -61,6 +61,7 @@ class RunningStep:
     started_at: float
     log_file: str | None
     last_line: str = ""
+    prompt: str | None = None  # an agent step's prompt, first line: what it is working on
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ class RunState:
             resources=dict(event.resources),
             started_at=event.at,
             log_file=event.log_file,
+            prompt=_prompt_line(step),
         )
         for pool, units in event.resources.items():
             self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) + units
@@ -325,3 +327,10 @@ class RunState:
         if reason.kind is WaitKind.DEPENDENCY:
             return replace(reason, held_by=self.unfinished_dependencies(step_id))
         return reason
+
+
+def _prompt_line(step: Step | None) -> str | None:
+    if step is None or not isinstance(step.config, AgentConfig):
+        return None
+    lines = step.config.prompt.strip().splitlines()
+    return printable(lines[0]) if lines else None
