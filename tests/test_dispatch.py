@@ -4,45 +4,13 @@ from __future__ import annotations
 
 import random
 
+from builders import step, workflow
+
 from wfrun.dispatch import Completion, Dispatcher
 from wfrun.events import WaitKind
-from wfrun.model import ParallelConfig, ScriptConfig, Step, StepParallel, StepType, Workflow
+from wfrun.model import Workflow
 from wfrun.planner import make_plan
 from wfrun.results import StepStatus
-
-
-def step(
-    sid: str,
-    deps: tuple[str, ...] = (),
-    pools: dict[str, int] | None = None,
-    limit: int | None = None,
-    enabled: bool = True,
-    isolate: bool = True,
-    index: int = 0,
-) -> Step:
-    return Step(
-        id=sid,
-        name=sid,
-        type=StepType.SCRIPT,
-        config=ScriptConfig("true"),
-        depends_on=deps,
-        parallel=StepParallel(
-            enabled=enabled, max_concurrency=limit, resources=pools or {}, isolate_errors=isolate
-        ),
-        index=index,
-    )
-
-
-def workflow(*steps: Step, pools: dict[str, int] | None = None, cap: int = 4) -> Workflow:
-    numbered = tuple(
-        Step(**{**{f: getattr(s, f) for f in Step.__slots__}, "index": i})  # type: ignore[arg-type]
-        for i, s in enumerate(steps)
-    )
-    return Workflow(
-        name="t",
-        steps=numbered,
-        parallel=ParallelConfig(default_max_concurrency=cap, resources=pools or {}),
-    )
 
 
 def dispatcher(wf: Workflow, parallel: bool = True, keep_going: bool = False) -> Dispatcher:
@@ -202,7 +170,7 @@ def test_isolate_errors_false_cancels_running_siblings_and_skips_unstarted_ones(
     wf = workflow(
         step("root"),
         step("sib", ("root",)),
-        step("bad", ("root",), isolate=False),
+        step("bad", ("root",), isolate_errors=False),
         step("queued", ("root",)),
         step("after", ("sib",)),
         step("other"),

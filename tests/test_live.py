@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import replace
 
 import pytest
+from builders import plan_of, run_result, step
 from rich.console import Console, RenderableType
 
 import wfrun.reporters.live as live_module
@@ -19,19 +19,16 @@ from wfrun.events import (
     StepReady,
     StepStarted,
 )
-from wfrun.model import ScriptConfig, Step, StepType, Workflow
-from wfrun.planner import make_plan
 from wfrun.reporters.live import LiveReporter
 from wfrun.reporters.live_view import live_view
 from wfrun.reporters.state import RunState
-from wfrun.results import RunResult, RunStatus, StepResult, StepStatus
+from wfrun.results import RunStatus, StepResult, StepStatus
 
-STEPS = tuple(
-    Step(id=sid, name=sid, type=StepType.SCRIPT, config=ScriptConfig(command="make"), index=i)
-    for i, sid in enumerate(("compile", "link"))
+PLAN = plan_of(
+    step("compile", command="make"),
+    step("link", ("compile",), command="make"),
+    name="build",
 )
-STEPS = (STEPS[0], replace(STEPS[1], depends_on=("compile",)))
-PLAN = make_plan(Workflow(name="build", steps=STEPS))
 
 LINK = StepResult(
     "link",
@@ -46,17 +43,8 @@ LINK = StepResult(
     log_file="/runs/r1/link.log",
 )
 COMPILE = StepResult("compile", StepStatus.SUCCEEDED, 0, start_time=0.0, end_time=1.0, exit_code=0)
-FINAL = RunResult(
-    "r1",
-    "build",
-    None,
-    None,
-    RunStatus.FAILED,
-    True,
-    4,
-    1.5,
-    {"compile": COMPILE, "link": LINK},
-    None,
+FINAL = run_result(
+    {"compile": COMPILE, "link": LINK}, status=RunStatus.FAILED, name="build", elapsed=1.5
 )
 
 

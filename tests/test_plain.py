@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from pathlib import Path
+
+from builders import plan_of, run_result, step
 
 from wfrun.events import (
     Event,
@@ -18,42 +19,16 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.model import (
-    ParallelConfig,
-    ScriptConfig,
-    Step,
-    StepParallel,
-    StepType,
-    Workflow,
-    frozen_map,
-)
-from wfrun.planner import make_plan
 from wfrun.reporters.plain import PlainReporter, QuietReporter, step_line
-from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
+from wfrun.results import ParallelStats, PoolStats, RunStatus, StepResult, StepStatus
 
-
-def step(sid: str, deps: tuple[str, ...] = (), pools: dict[str, int] | None = None) -> Step:
-    return Step(
-        id=sid,
-        name=sid,
-        type=StepType.SCRIPT,
-        config=ScriptConfig(command="true"),
-        depends_on=deps,
-        parallel=StepParallel(resources=frozen_map(pools)),
-    )
-
-
-STEPS = (
+PLAN = plan_of(
     step("build-backend", pools={"cpu": 1}),
     step("test", ("build-backend",)),
     step("deploy", ("test",)),
+    pools={"cpu": 1},
 )
-WORKFLOW = Workflow(
-    name="ci",
-    steps=tuple(replace(s, index=i) for i, s in enumerate(STEPS)),
-    parallel=ParallelConfig(resources=frozen_map({"cpu": 1})),
-)
-PLAN = make_plan(WORKFLOW)
+WORKFLOW = PLAN.workflow
 
 TEST_TAIL = "collected 3 items\n\x1b[31mFAILED\x1b[0m test_api.py::test_login\n"
 
@@ -88,7 +63,7 @@ def run_events(log_dir: Path) -> list[Event]:
     stats = ParallelStats(
         3, 1, {"cpu": 0.75}, {"cpu": PoolStats(1, 1, 1.2, 0.0, 0.75)}, [], 1.6, 1.6, 1.0
     )
-    final = RunResult("r1", "ci", None, None, RunStatus.FAILED, True, 4, 1.61, results, stats)
+    final = run_result(results, status=RunStatus.FAILED, elapsed=1.61, stats=stats)
     return [
         RunStarted(WORKFLOW, PLAN, "r1", str(log_dir)),
         StepReady("build-backend", 0.0),

@@ -6,43 +6,21 @@ import io
 import re
 from dataclasses import replace
 
+from builders import plan_of, step
 from rich.console import Console
 
-from wfrun.model import (
-    ParallelConfig,
-    ScriptConfig,
-    Step,
-    StepParallel,
-    StepType,
-    Workflow,
-    frozen_map,
-)
-from wfrun.planner import Plan, make_plan
+from wfrun.planner import Plan
 from wfrun.reporters.views import plan_dot, plan_mermaid, plan_view
 
-
-def step(sid: str, deps: tuple[str, ...] = (), **parallel: object) -> Step:
-    return Step(
-        id=sid,
-        name=sid,
-        type=StepType.SCRIPT,
-        config=ScriptConfig(command="true"),
-        depends_on=deps,
-        parallel=StepParallel(**parallel),  # type: ignore[arg-type]
-    )
-
-
-def plan_of(*steps: Step, name: str = "CI", **options: object) -> Plan:
-    indexed = tuple(replace(s, index=i) for i, s in enumerate(steps))
-    parallel = ParallelConfig(resources=frozen_map({"cpu": 2, "database": 1}))
-    return make_plan(Workflow(name=name, steps=indexed, parallel=parallel), **options)  # type: ignore[arg-type]
-
+POOLS = {"cpu": 2, "database": 1}
 
 PLAN = plan_of(
     step("setup"),
-    step("migrate", ("setup",), resources=frozen_map({"database": 1}), enabled=False),
-    step("build", ("setup",), resources=frozen_map({"cpu": 2}), max_concurrency=3),
+    step("migrate", ("setup",), {"database": 1}, enabled=False),
+    step("build", ("setup",), {"cpu": 2}, limit=3),
     step("deploy", ("migrate", "build")),
+    name="CI",
+    pools=POOLS,
 )
 
 
@@ -79,12 +57,18 @@ def test_pools_mode_and_critical_path() -> None:
 
 
 def test_sequential_mode_and_a_cap() -> None:
-    assert "sequential (cap 1)" in render(plan_of(step("a"), parallel=False))
-    assert "parallel, cap 8" in render(plan_of(step("a"), max_concurrency=8))
+    assert "sequential (cap 1)" in render(
+        plan_of(step("a"), name="CI", pools=POOLS, parallel=False)
+    )
+    assert "parallel, cap 8" in render(
+        plan_of(step("a"), name="CI", pools=POOLS, max_concurrency=8)
+    )
 
 
 def test_critical_path_with_durations_of_the_previous_run() -> None:
-    plan = plan_of(step("a"), step("b", ("a",)), durations={"a": 2.0, "b": 3.5})
+    plan = plan_of(
+        step("a"), step("b", ("a",)), name="CI", pools=POOLS, durations={"a": 2.0, "b": 3.5}
+    )
     assert "a → b (about 5.5s, from the previous run)" in render(plan)
 
 
@@ -100,14 +84,14 @@ def test_mermaid_has_a_subgraph_per_group_and_the_edges() -> None:
 
 def test_mermaid_labels_are_quoted_and_keywords_are_not_node_ids() -> None:
     named = replace(step("graph", ("end",)), name='Say "hi" <b>#1</b>')
-    text = plan_mermaid(plan_of(step("end"), named))
+    text = plan_mermaid(plan_of(step("end"), named, name="CI", pools=POOLS))
     assert '    s0["end"]' in text and "  s0 --> s1" in text
     assert '    s1["graph: Say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt;"]' in text
 
 
 def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
     named = replace(step("b", ("a-1",)), name='Say "hi"')
-    text = plan_dot(plan_of(step("a-1"), named, name='my "wf" \\ x'))
+    text = plan_dot(plan_of(step("a-1"), named, name='my "wf" \\ x', pools=POOLS))
     assert '    "b" [label="b: Say \\"hi\\""];' in text
     assert text.startswith('digraph "my \\"wf\\" \\\\ x" {')
     assert 'subgraph "cluster_0" {' in text and 'label="group 1";' in text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Any
+
+from builders import fold, ok, plan_of, result, run_result, step
 
 from wfrun.events import (
     Event,
@@ -18,36 +18,8 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.model import (
-    ParallelConfig,
-    ScriptConfig,
-    Step,
-    StepParallel,
-    StepType,
-    Workflow,
-    frozen_map,
-)
-from wfrun.planner import Plan, make_plan
 from wfrun.reporters.state import RunState, printable, strip_ansi
-from wfrun.results import RunResult, RunStatus, StepResult, StepStatus
-
-
-def step(sid: str, deps: tuple[str, ...] = (), pools: dict[str, int] | None = None) -> Step:
-    return Step(
-        id=sid,
-        name=sid,
-        type=StepType.SCRIPT,
-        config=ScriptConfig(command="true"),
-        depends_on=deps,
-        parallel=StepParallel(resources=frozen_map(pools)),
-    )
-
-
-def plan_of(*steps: Step, pools: dict[str, int] | None = None, cap: int = 4) -> Plan:
-    indexed = tuple(replace(s, index=i) for i, s in enumerate(steps))
-    parallel = ParallelConfig(default_max_concurrency=cap, resources=frozen_map(pools))
-    return make_plan(Workflow(name="ci", steps=indexed, parallel=parallel))
-
+from wfrun.results import RunStatus, StepResult, StepStatus
 
 PLAN = plan_of(
     step("setup"),
@@ -59,25 +31,12 @@ PLAN = plan_of(
 )
 
 
-def result(
-    sid: str, status: StepStatus, start: float | None, end: float | None, **kw: Any
-) -> StepResult:
-    return StepResult(sid, status, PLAN.group_of[sid], start_time=start, end_time=end, **kw)
-
-
-def fold(events: list[Event], now: float = 5.0) -> RunState:
-    state = RunState(now=lambda: now)
-    for event in events:
-        state.handle(event)
-    return state
-
-
 def started() -> list[Event]:
     return [
         RunStarted(PLAN.workflow, PLAN, "run-1", "/tmp/run-1"),
         StepReady("setup", 0.0),
         StepStarted("setup", 0, {}, 0.0),
-        StepFinished("setup", result("setup", StepStatus.SUCCEEDED, 0.0, 1.0), 1.0),
+        ok(PLAN, "setup", 0.0, 1.0),
         StepReady("prepare-database", 1.0),
         StepReady("migrate", 1.0),
         StepReady("build", 1.0),
@@ -125,10 +84,12 @@ def test_finish_releases_pools_and_counts_statuses() -> None:
         *started(),
         StepFinished(
             "build",
-            result("build", StepStatus.FAILED, 1.2, 2.0, allowed_failure=True, reason="exit 1"),
+            result(
+                PLAN, "build", StepStatus.FAILED, 1.2, 2.0, allowed_failure=True, reason="exit 1"
+            ),
             2.0,
         ),
-        StepFinished("deploy", result("deploy", StepStatus.SKIPPED, None, None), 2.0),
+        StepFinished("deploy", result(PLAN, "deploy", StepStatus.SKIPPED, None, None), 2.0),
     ]
     state = fold(events)
     cpu = next(p for p in state.pools() if p.name == "cpu")
@@ -151,7 +112,7 @@ def test_last_output_line_is_the_last_printable_one() -> None:
 def test_elapsed_is_injected_then_frozen_at_the_end() -> None:
     state = fold(started(), now=3.5)
     assert state.elapsed() == 3.5
-    final = RunResult("run-1", "ci", None, None, RunStatus.SUCCEEDED, True, 4, 7.0, {}, None)
+    final = run_result(status=RunStatus.SUCCEEDED, run_id="run-1", elapsed=7.0)
     state.handle(RunFinished(final, 7.0))
     assert state.finished and state.elapsed() == 7.0
 

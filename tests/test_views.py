@@ -5,14 +5,12 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
-from typing import Any
 
+from builders import fold, ok, plan_of, result, run_result, step
 from rich.console import Console, RenderableType
 
 from wfrun.events import (
     Event,
-    RunStarted,
-    StepFinished,
     StepOutput,
     StepReady,
     StepStarted,
@@ -20,56 +18,16 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.model import (
-    AgentConfig,
-    ParallelConfig,
-    ScriptConfig,
-    Step,
-    StepParallel,
-    StepType,
-    Workflow,
-    frozen_map,
-)
-from wfrun.planner import Plan, make_plan
+from wfrun.model import AgentConfig
 from wfrun.reporters.state import RunState
 from wfrun.reporters.views import live_view, summary_view
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
-
-
-def step(sid: str, deps: tuple[str, ...] = (), pools: dict[str, int] | None = None) -> Step:
-    return Step(
-        id=sid,
-        name=sid,
-        type=StepType.SCRIPT,
-        config=ScriptConfig(command="true"),
-        depends_on=deps,
-        parallel=StepParallel(resources=frozen_map(pools)),
-    )
-
-
-def plan_of(*steps: Step, pools: dict[str, int] | None = None, cap: int = 4) -> Plan:
-    indexed = tuple(replace(s, index=i) for i, s in enumerate(steps))
-    parallel = ParallelConfig(default_max_concurrency=cap, resources=frozen_map(pools))
-    return make_plan(Workflow(name="CI Pipeline", steps=indexed, parallel=parallel))
 
 
 def render(renderable: RenderableType, width: int = 100) -> str:
     buffer = io.StringIO()
     Console(file=buffer, width=width).print(renderable)
     return buffer.getvalue()
-
-
-def fold(plan: Plan, events: list[Event], now: float = 4.0) -> RunState:
-    state = RunState(now=lambda: now)
-    state.handle(RunStarted(plan.workflow, plan, "run-1", "/tmp/run-1"))
-    for event in events:
-        state.handle(event)
-    return state
-
-
-def ok(plan: Plan, sid: str, start: float, end: float) -> StepFinished:
-    res = StepResult(sid, StepStatus.SUCCEEDED, plan.group_of[sid], start_time=start, end_time=end)
-    return StepFinished(sid, res, end)
 
 
 DB_PLAN = plan_of(
@@ -79,13 +37,13 @@ DB_PLAN = plan_of(
     step("build-backend", ("setup",), {"cpu": 1}),
     step("build-frontend", ("setup",), {"cpu": 1}),
     step("deploy", ("build-frontend", "seed-database")),
+    name="CI Pipeline",
     pools={"cpu": 2, "database": 1},
 )
 
 
 def running_state() -> RunState:
     return fold(
-        DB_PLAN,
         [
             StepStarted("setup", 0, {}, 0.0),
             ok(DB_PLAN, "setup", 0.0, 0.5),
@@ -98,6 +56,8 @@ def running_state() -> RunState:
             StepOutput("build-backend", ("cargo build", "Compiling api v0.1.0"), 1.0),
             StepOutput("prepare-database", ("CREATE TABLE users",), 1.0),
         ],
+        plan=DB_PLAN,
+        now=4.0,
     )
 
 
@@ -127,36 +87,39 @@ def test_a_bar_per_pool_with_usage() -> None:
 
 
 def test_global_cap_reason() -> None:
-    plan = plan_of(step("a"), step("b"), step("c"), cap=2)
+    plan = plan_of(step("a"), step("b"), step("c"), name="CI Pipeline", cap=2)
     state = fold(
-        plan,
         [
             *(StepReady(s, 0.0) for s in "abc"),
             StepStarted("a", 0, {}, 0.0),
             StepStarted("b", 0, {}, 0.0),
             StepWaiting("c", WaitReason(WaitKind.GLOBAL_CAP, in_use=2, capacity=2), 0.0),
         ],
+        plan=plan,
+        now=4.0,
     )
     assert "global cap 2/2" in render(live_view(state, height=20))
 
 
 def test_runs_alone_reason() -> None:
-    plan = plan_of(step("a"), step("b"))
+    plan = plan_of(step("a"), step("b"), name="CI Pipeline")
     state = fold(
-        plan,
         [
             StepReady("a", 0.0),
             StepReady("b", 0.0),
             StepStarted("a", 0, {}, 0.0),
             StepWaiting("b", WaitReason(WaitKind.RUNS_ALONE, capacity=1), 0.0),
         ],
+        plan=plan,
+        now=4.0,
     )
     assert "runs alone" in render(live_view(state, height=20))
 
 
 def big_state() -> RunState:
     plan = plan_of(
-        *(step(f"step-{i:04d}", (f"step-{i - 1:04d}",) if i % 50 else ()) for i in range(1000))
+        *(step(f"step-{i:04d}", (f"step-{i - 1:04d}",) if i % 50 else ()) for i in range(1000)),
+        name="CI Pipeline",
     )
     events: list[Event] = []
     for i in range(0, 400, 50):  # finish the first two steps of 8 chains, then run 8 more
@@ -168,7 +131,7 @@ def big_state() -> RunState:
             StepStarted(f"step-{i + 2:04d}", 2, {}, 2.0),
         ]
     events += [StepReady(f"step-{i:04d}", 0.0) for i in range(400, 1000, 50)]
-    return fold(plan, events)
+    return fold(events, plan=plan, now=4.0)
 
 
 def test_a_thousand_steps_fit_the_height_and_say_how_many_more() -> None:
@@ -189,8 +152,8 @@ def test_tiny_heights_still_render_the_header() -> None:
 
 
 def test_many_running_steps_are_cut_too() -> None:
-    plan = plan_of(*(step(f"s{i}") for i in range(40)), cap=40)
-    state = fold(plan, [StepStarted(f"s{i}", 0, {}, 0.0) for i in range(40)])
+    plan = plan_of(*(step(f"s{i}") for i in range(40)), name="CI Pipeline", cap=40)
+    state = fold([StepStarted(f"s{i}", 0, {}, 0.0) for i in range(40)], plan=plan, now=4.0)
     out = render(live_view(state, height=12))
     assert len(out.splitlines()) <= 12
     assert "more running" in out
@@ -203,18 +166,16 @@ def test_before_the_run_starts() -> None:
 # -- summary ---------------------------------------------------------------------------------
 
 
-def result(
-    sid: str, status: StepStatus, start: float | None, end: float | None, **kw: Any
-) -> StepResult:
-    kw.setdefault("ready_time", start)
-    return StepResult(sid, status, DB_PLAN.group_of[sid], start_time=start, end_time=end, **kw)
-
-
 def final(parallel_stats: ParallelStats | None = None, **overrides: StepResult) -> RunResult:
     results = {
-        "setup": result("setup", StepStatus.SUCCEEDED, 0.0, 0.5, exit_code=0),
-        "prepare-database": result("prepare-database", StepStatus.SUCCEEDED, 0.5, 1.5),
+        "setup": result(
+            DB_PLAN, "setup", StepStatus.SUCCEEDED, 0.0, 0.5, ready_time=0.0, exit_code=0
+        ),
+        "prepare-database": result(
+            DB_PLAN, "prepare-database", StepStatus.SUCCEEDED, 0.5, 1.5, ready_time=0.5
+        ),
         "seed-database": result(
+            DB_PLAN,
             "seed-database",
             StepStatus.SUCCEEDED,
             1.5,
@@ -223,10 +184,12 @@ def final(parallel_stats: ParallelStats | None = None, **overrides: StepResult) 
             wait_reason="pool database 1/1 held by prepare-database",
         ),
         "build-backend": result(
+            DB_PLAN,
             "build-backend",
             StepStatus.FAILED,
             0.6,
             1.0,
+            ready_time=0.6,
             exit_code=2,
             reason="exited with code 2",
             command="cargo build --release",
@@ -235,14 +198,17 @@ def final(parallel_stats: ParallelStats | None = None, **overrides: StepResult) 
             log_file="/tmp/run-1/build-backend.log",
         ),
         "build-frontend": result(
+            DB_PLAN,
             "build-frontend",
             StepStatus.CANCELLED,
             0.7,
             1.0,
+            ready_time=0.7,
             signal=15,
             reason="build-backend failed (isolateErrors: false)",
         ),
         "deploy": result(
+            DB_PLAN,
             "deploy",
             StepStatus.SKIPPED,
             None,
@@ -251,17 +217,15 @@ def final(parallel_stats: ParallelStats | None = None, **overrides: StepResult) 
         ),
     }
     results.update(overrides)
-    return RunResult(
-        "run-1",
-        "CI Pipeline",
-        "1.0",
-        "ci.yaml",
-        RunStatus.FAILED,
-        True,
-        4,
-        2.0,
+    return run_result(
         results,
-        parallel_stats,
+        status=RunStatus.FAILED,
+        run_id="run-1",
+        name="CI Pipeline",
+        version="1.0",
+        file="ci.yaml",
+        elapsed=2.0,
+        stats=parallel_stats,
     )
 
 
@@ -334,21 +298,24 @@ def test_summary_without_tables() -> None:
 
 def test_step_output_is_not_read_as_markup() -> None:
     odd = result(
-        "setup", StepStatus.FAILED, 0.0, 0.5, output_tail="[bold]x[/bold] \x1b[31mred\x1b[0m\n"
+        DB_PLAN,
+        "setup",
+        StepStatus.FAILED,
+        0.0,
+        0.5,
+        ready_time=0.0,
+        output_tail="[bold]x[/bold] \x1b[31mred\x1b[0m\n",
     )
     out = render(summary_view(final(STATS, setup=odd), DB_PLAN))
     assert "[bold]x[/bold] red" in out
 
 
 def test_a_running_agent_step_shows_its_prompt() -> None:
-    review = Step(
-        id="review",
-        name="review",
-        type=StepType.AGENT,
-        config=AgentConfig(agent="reviewer", prompt="Review the diff\nthen list findings"),
-    )
-    plan = plan_of(review)
-    state = fold(plan, [StepReady("review", 0.0), StepStarted("review", 0, {}, 0.0)])
+    prompt = "Review the diff\nthen list findings"
+    review = step("review", agent=AgentConfig(agent="reviewer", prompt=prompt))
+    plan = plan_of(review, name="CI Pipeline")
+    events = [StepReady("review", 0.0), StepStarted("review", 0, {}, 0.0)]
+    state = fold(events, plan=plan, now=4.0)
     line = next(x for x in render(live_view(state, height=20)).splitlines() if "review" in x)
     assert "❯ Review the diff" in line and "findings" not in line
     state.handle(StepOutput("review", ("thinking",), 1.0))

@@ -7,7 +7,6 @@ the loop's thread reads, so the dispatcher and the reporters need no locks.
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -348,8 +347,3 @@ def _first_failure(results: Mapping[str, StepResult]) -> str | None:
         if result.status in FAILED_STATUSES and not result.allowed_failure:
             return f"step '{step_id}' {result.status.value.replace('_', ' ')}: {result.reason}"
     return None
-
-
-def default_env() -> dict[str, str]:
-    """The process environment, copied once per run so steps see a stable snapshot."""
-    return dict(os.environ)
