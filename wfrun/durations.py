@@ -30,7 +30,7 @@ def bare_number_message(number: str) -> str:
     shown = number if "." in number else str(int(n))
     minutes = f", {n / 60:g}m" if n >= 60 and n % 60 == 0 else ""
     return (
-        f"duration {shown} has no unit: write {shown}s{minutes} or {n * 1000:g}ms "
+        f"duration {shown} has no unit: write {shown}s{minutes} or {n * 1000:.10g}ms "
         "(a bare number is ambiguous)"
     )
 

@@ -1,0 +1,49 @@
+"""Durations always carry a unit; a bare number is refused with a suggestion."""
+
+from __future__ import annotations
+
+import pytest
+
+from wfrun.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("1.5s", 1.5)],
+)
+def test_units(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "900",
+            "duration 900 has no unit: write 900s, 15m or 900000ms (a bare number is ambiguous)",
+        ),
+        (
+            "3600",
+            "duration 3600 has no unit: write 3600s, 60m or 3600000ms (a bare number is ambiguous)",
+        ),
+        ("1.5", "duration 1.5 has no unit: write 1.5s or 1500ms (a bare number is ambiguous)"),
+        (
+            "10 minutes",
+            "invalid duration '10 minutes': write a number with a unit, e.g. 500ms, 30s, 5m, 1h30m",
+        ),
+        ("0s", "invalid duration '0s': it must be longer than zero"),
+    ],
+)
+def test_refusals_say_what_to_write(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_duration(text)
+    assert str(err.value) == message
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (0.85, 12.34, 245, 3720)] == [
+        "850ms",
+        "12.3s",
+        "4m05s",
+        "1h02m",
+    ]
