@@ -401,11 +401,18 @@ def test_bad_working_directory(tmp_path: Path, make: str) -> None:
     assert result.returncode is None
 
 
-def test_unwritable_log_file(tmp_path: Path) -> None:
+def test_unwritable_log_file_is_noted_and_the_step_still_runs(tmp_path: Path) -> None:
     context = dataclasses.replace(make_context(tmp_path), log_path=tmp_path / "no" / "s.log")
-    error = run(sh("touch started"), tmp_path, context).start_error
-    assert error is not None and error.kind is StartErrorKind.LOG_FILE
-    assert not (tmp_path / "started").exists()
+    result = run(sh("echo hello; touch started"), tmp_path, context)
+    assert result.returncode == 0 and (tmp_path / "started").exists()
+    assert "wfrun: cannot open the log file" in result.output_tail
+    assert "hello" in result.output_tail
+
+
+def test_a_step_that_prints_nothing_leaves_no_log_file(tmp_path: Path) -> None:
+    context = dataclasses.replace(make_context(tmp_path), log_path=tmp_path / "quiet.log")
+    assert run(["true"], tmp_path, context).returncode == 0
+    assert not (tmp_path / "quiet.log").exists()
 
 
 # --- status and wording -------------------------------------------------------------------

@@ -304,6 +304,7 @@ def test_logs_and_report_are_written_per_run(write: Write, workdir: Path) -> Non
         steps:
           - {{id: a, config: {rec(0.05)}}}
           - {{id: b, config: {rec(0.05, 1)}}}
+          - {{id: silent, config: {{command: "true"}}}}
     """)
     result = run(path, log_dir=workdir / "logs")
     run_dir = workdir / "logs" / result.run_id
@@ -314,6 +315,9 @@ def test_logs_and_report_are_written_per_run(write: Write, workdir: Path) -> Non
     assert report["stepResults"]["b"]["exitCode"] == 1
     assert report["stepResults"]["a"]["logFile"] == str(run_dir / "a.log")
     assert report["parallelStats"]["totalGroups"] == 1
+    # A step that printed nothing has no log file, and the report says so.
+    assert report["stepResults"]["silent"]["logFile"] is None
+    assert not (run_dir / "silent.log").exists()
 
 
 def test_statistics_are_measured(write: Write, workdir: Path) -> None:

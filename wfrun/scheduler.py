@@ -7,6 +7,7 @@ the loop's thread reads, so the dispatcher and the reporters need no locks.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -95,6 +96,7 @@ class Scheduler:
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
         self._interrupts = 0
+        self._run_dir_text = None if settings.run_dir is None else str(settings.run_dir)
 
     # ---- public --------------------------------------------------------------------------------
 
@@ -177,8 +179,7 @@ class Scheduler:
 
     def _start(self, pool: ThreadPoolExecutor, step_id: str) -> None:
         step = self._plan.step(step_id)
-        run_dir = self._settings.run_dir
-        log_path = run_dir / f"{step_id}.log" if run_dir is not None else None
+        log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
         context = StepContext(
             run_id=self._settings.run_id,
@@ -262,7 +263,6 @@ class Scheduler:
     def _step_result(
         self, step_id: str, outcome: StepOutcome, end: float, allowed: bool
     ) -> StepResult:
-        run_dir = self._settings.run_dir
         return StepResult(
             step_id=step_id,
             status=outcome.status,
@@ -275,7 +275,7 @@ class Scheduler:
             wait_reason=self._waited.get(step_id),
             exit_code=outcome.exit_code,
             signal=outcome.signal,
-            log_file=str(run_dir / f"{step_id}.log") if run_dir is not None else None,
+            log_file=self._existing_log(step_id),
             output_tail=outcome.output_tail,
             output=outcome.output,
             command=outcome.command,
@@ -320,6 +320,18 @@ class Scheduler:
             metadata=dict(wf.metadata),
             started_at=self._settings.started_at,
         )
+
+    def _log_path(self, step_id: str) -> Path | None:
+        run_dir = self._settings.run_dir
+        return None if run_dir is None else run_dir / f"{step_id}.log"
+
+    def _existing_log(self, step_id: str) -> str | None:
+        """The step's log, if it has one: executors create it at the first byte of output."""
+        if self._run_dir_text is None:
+            return None
+        # Plain strings: this runs once per step on the loop's thread, where pathlib is costly.
+        path = os.path.join(self._run_dir_text, step_id + ".log")
+        return path if os.path.exists(path) else None
 
     def _emit(self, event: Event) -> None:
         for reporter in self._reporters:

@@ -62,7 +62,6 @@ class StartErrorKind(enum.Enum):
     COMMAND_NOT_FOUND = "command_not_found"
     NOT_EXECUTABLE = "not_executable"
     WORKING_DIRECTORY = "working_directory"
-    LOG_FILE = "log_file"
     OTHER = "other"
 
 
@@ -107,27 +106,19 @@ def run_process(spec: ProcessSpec, context: StepContext) -> ProcessResult:
     """
     if context.cancel.cancelled:
         return ProcessResult(cancelled=True)
+    sink = _OutputSink(context.log_path, context.on_output, spec.capture_stdout)
     try:
-        log = _open_log(context.log_path)
-    except OSError as exc:
-        reason = f"cannot open log file {context.log_path}: {exc.strerror or exc}"
-        return ProcessResult(start_error=StartError(StartErrorKind.LOG_FILE, reason))
-    try:
-        sink = _OutputSink(log, context.on_output, spec.capture_stdout)
         try:
             proc = _popen(spec)
         except (OSError, ValueError) as exc:
             return ProcessResult(start_error=describe_start_error(exc, spec))
         return _supervise(proc, spec, context, sink)
     finally:
-        if log is not None:
-            os.close(log)
+        sink.close()
 
 
-def _open_log(path: Path | None) -> int | None:
+def _open_log(path: Path) -> int:
     """A raw descriptor: the reads already come in large chunks, so a buffer only costs time."""
-    if path is None:
-        return None
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
 
 
@@ -424,11 +415,12 @@ class _OutputSink:
 
     def __init__(
         self,
-        log: int | None,
+        log_path: Path | None,
         on_output: Callable[[tuple[str, ...]], None] | None,
         capture_stdout: bool,
     ) -> None:
-        self._log = log
+        self._log_path = log_path
+        self._log: int | None = None
         self._on_output = on_output
         self._capture: bytearray | None = bytearray() if capture_stdout else None
         self._truncated = False
@@ -449,6 +441,11 @@ class _OutputSink:
                 self._partial[stream] = b""
                 self._emit(rest)
 
+    def close(self) -> None:
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None
+
     def tail(self) -> str:
         return "\n".join(self._tail)
 
@@ -457,13 +454,26 @@ class _OutputSink:
 
     def _write_log(self, data: bytes) -> None:
         if self._log is None:
-            return
+            if self._log_path is None:
+                return
+            # Created at the first byte, not before the step starts: most steps of a big run
+            # print nothing, and on a slow disk creating a file costs as much as starting a
+            # process. A step that prints nothing has no log file.
+            try:
+                self._log = _open_log(self._log_path)
+            except OSError as exc:
+                self._give_up_log(f"cannot open the log file {self._log_path}: {exc.strerror}")
+                return
         try:
             _write_all(self._log, data)
         except OSError as exc:
             # A full disk must not stop the draining (the step would block on a full pipe).
-            self._log = None
-            self._add_to_tail([f"wfrun: cannot write the log file any more: {exc.strerror}"])
+            self.close()
+            self._give_up_log(f"cannot write the log file any more: {exc.strerror}")
+
+    def _give_up_log(self, why: str) -> None:
+        self._log_path = None
+        self._add_to_tail([f"wfrun: {why}"])
 
     def _keep(self, data: bytes) -> None:
         assert self._capture is not None
