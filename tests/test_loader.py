@@ -343,3 +343,62 @@ def test_a_missing_agents_file_is_unreadable(tmp_path: Path) -> None:
     workflow = write(tmp_path, "wf.yaml", "steps: [{id: a, config: {command: x}}]\n")
     with pytest.raises(UnreadableFileError, match="no such file"):
         load_workflow(workflow, agents_file=str(tmp_path / "agents.yaml"))
+
+
+# ---- the compiled pre-check of large files ------------------------------------------------------
+
+
+def _documents() -> list[Path]:
+    root = Path(__file__).parent
+    return sorted(
+        [*(root / "workflows").rglob("*.yaml"), *(root.parent / "sample-workflows").glob("*.yaml")]
+    )
+
+
+@pytest.mark.parametrize("path", _documents(), ids=lambda p: p.name)
+def test_the_compiled_check_agrees_with_jsonschema(path: Path) -> None:
+    import fastjsonschema
+    import jsonschema
+    import yaml
+
+    from wfrun.schemas import workflow_schema
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        pytest.skip("not YAML: the schema never sees it")
+    schema = workflow_schema()
+    expected = jsonschema.Draft7Validator(schema).is_valid(data)
+    try:
+        fastjsonschema.compile(schema)(data)
+        compiled = True
+    except fastjsonschema.JsonSchemaException:
+        compiled = False
+    assert compiled == expected
+
+
+def _big_workflow(steps: int, broken: int | None = None) -> str:
+    lines = ["steps:"]
+    for i in range(steps):
+        lines.append(f"  - id: s{i}")
+        lines.append("    config: {command: 'true', timeout: 5s}")
+        if i:
+            lines.append(f"    dependsOn: [s{i - 1}]")
+        if i == broken:
+            lines.append("    parallel: {maxConcurrency: 0}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_large_valid_file_takes_the_quick_path_to_the_same_model() -> None:
+    wf = load_workflow_text(_big_workflow(400), "big.yaml")
+    assert len(wf.steps) == 400 and wf.steps[399].depends_on == ("s398",)
+    assert wf.steps[0].config.timeout == 5.0
+
+
+def test_a_large_file_with_an_error_still_gets_its_positioned_diagnostic() -> None:
+    with pytest.raises(WorkflowError) as err:
+        load_workflow_text(_big_workflow(400, broken=350), "big.yaml")
+    (diagnostic,) = err.value.diagnostics
+    expected = "'parallel.maxConcurrency' of step 's350' must be at least 1, got 0"
+    assert diagnostic.message == expected
+    assert diagnostic.line == 3 * 350 + 4
