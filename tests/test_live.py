@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 
 import pytest
 from builders import plan_of, run_result, step
@@ -211,7 +212,27 @@ def test_finish_lines_are_queued_not_printed_per_event(monkeypatch: pytest.Monke
         reporter.handle(StepFinished("compile", COMPILE, 1.0))
     assert prints == 0
     reporter.close()
-    assert text_of(console).count("✔ compile  succeeded in 1.0s") == 500
+    # A crowd of successes in one frame shares a line; few successes keep a line each.
+    assert "✔ 500 steps succeeded: compile, compile, compile, compile, compile, …" in (
+        text_of(console)
+    )
+    assert text_of(console).count("✔ compile  succeeded in 1.0s") == 0
+
+
+def test_failures_and_a_few_successes_keep_a_line_each() -> None:
+    console = terminal()
+    reporter = LiveReporter(console, refresh_per_second=0.5)
+    for event in beginning():
+        reporter.handle(event)
+    failed = replace(COMPILE, status=StepStatus.FAILED, reason="exited with code 2")
+    for _ in range(3):
+        reporter.handle(StepFinished("compile", COMPILE, 1.0))
+    for _ in range(20):
+        reporter.handle(StepFinished("compile", failed, 1.0))
+    reporter.close()
+    out = text_of(console)
+    assert out.count("✔ compile  succeeded in 1.0s") == 3
+    assert out.count("exited with code 2") == 20
 
 
 def test_the_refresh_thread_prints_queued_lines_while_the_run_goes_on() -> None:

@@ -321,3 +321,19 @@ def test_a_running_agent_step_shows_its_prompt() -> None:
     state.handle(StepOutput("review", ("thinking",), 1.0))
     line = next(x for x in render(live_view(state, height=20)).splitlines() if "review" in x)
     assert "❯ Review the diff · thinking" in line
+
+
+def test_a_large_group_lists_failures_and_the_slowest_steps_and_counts_the_rest() -> None:
+    plan = plan_of(*(step(f"s{i}") for i in range(40)), name="CI Pipeline")
+    results = {
+        f"s{i}": result(plan, f"s{i}", StepStatus.SUCCEEDED, 0.0, 0.1 + i / 100, ready_time=0.0)
+        for i in range(40)
+    }
+    results["s3"] = result(
+        plan, "s3", StepStatus.FAILED, 0.0, 0.05, reason="exited with code 1", ready_time=0.0
+    )
+    out = render(summary_view(run_result(results, status=RunStatus.FAILED), plan))
+    assert "s3 " in out and "exited with code 1" in out
+    assert "s39 " in out and "s25 " in out  # the 15 slowest
+    assert "s24 " not in out and "s0 " not in out
+    assert "… and 24 more succeeded" in out

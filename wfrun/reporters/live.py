@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from rich.console import Console, Group, RenderableType
@@ -25,12 +26,32 @@ from wfrun.reporters.summary_view import status_style, summary_view
 LiveOutputMode = Literal["block", "stream"]
 
 
-def _drain(queue: deque[Text]) -> list[Text]:
+SUCCESS_LINES_PER_FRAME = 10  # beyond this, the successes of one frame share a line
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    text: Text
+    success_of: str | None = None  # the step id, when the line only says a step succeeded
+
+
+def _drain(queue: deque[_Line]) -> list[Text]:
+    """The queued lines, with a crowd of successes folded into one.
+
+    A 1,000-step run finishes a hundred steps a frame; a line each would cost more to draw than
+    the run itself and scroll away unread, while failures keep a line of their own.
+    """
     # popleft is atomic, so the scheduler's thread may append while the refresh thread drains.
-    lines: list[Text] = []
+    lines: list[_Line] = []
     while queue:
         lines.append(queue.popleft())
-    return lines
+    successes = [line.success_of for line in lines if line.success_of is not None]
+    if len(successes) <= SUCCESS_LINES_PER_FRAME:
+        return [line.text for line in lines]
+    kept = [line.text for line in lines if line.success_of is None]
+    names = ", ".join(successes[:5]) + (", …" if len(successes) > 5 else "")
+    kept.append(Text(f"✔ {len(successes)} steps succeeded: {names}", style="green"))
+    return kept
 
 
 class _BatchingLive(Live):
@@ -41,7 +62,7 @@ class _BatchingLive(Live):
     costs one.
     """
 
-    def __init__(self, queue: deque[Text], **options: Any) -> None:
+    def __init__(self, queue: deque[_Line], **options: Any) -> None:
         super().__init__(**options)
         self._queue = queue
 
@@ -76,7 +97,7 @@ class LiveReporter:
         self.output_mode = output_mode
         self.state = RunState(now)
         self._live: Live | None = None
-        self._queue: deque[Text] = deque()
+        self._queue: deque[_Line] = deque()
         self._closed = False
 
     def handle(self, event: Event) -> None:
@@ -86,11 +107,13 @@ class LiveReporter:
         if isinstance(event, RunStarted):
             self._start()
         elif isinstance(event, StepOutput) and self.output_mode == "stream":
-            self._queue.extend(Text(f"{event.step_id} | {printable(o)}") for o in event.lines)
+            self._queue.extend(
+                _Line(Text(f"{event.step_id} | {printable(o)}")) for o in event.lines
+            )
         elif isinstance(event, StepFinished):
             line = Text(f"[{event.at:6.2f}s] ", style="dim")
             line.append(step_line(event.result), style=status_style(event.result))
-            self._queue.append(line)
+            self._queue.append(_Line(line, event.step_id if event.result.success else None))
         elif isinstance(event, RunFinished):
             self._stop()
             self._print_summary(event)

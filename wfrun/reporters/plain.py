@@ -18,6 +18,7 @@ from wfrun.events import (
     StepWaiting,
     WaitKind,
 )
+from wfrun.planner import Plan
 from wfrun.reporters.plan_view import format_units, mode_text
 from wfrun.reporters.state import RunState, printable
 from wfrun.reporters.summary_view import (
@@ -204,15 +205,18 @@ class QuietReporter:
     wants_output = False
 
     def __init__(self, stream: TextIO, color: bool = False, width: int = DEFAULT_WIDTH) -> None:
-        self.state = RunState()
+        self._plan: Plan | None = None
         self._stream = stream
         self._console = make_console(stream, color=color, width=width)
         self._closed = False
 
     def handle(self, event: Event) -> None:
-        self.state.handle(event)
-        if isinstance(event, RunFinished) and self.state.plan is not None:
-            print_block(self._console, summary_view(event.result, self.state.plan, tables=False))
+        # Only the plan and the result matter here: folding every event into a RunState would
+        # cost the scheduler's thread time for a display that never shows.
+        if isinstance(event, RunStarted):
+            self._plan = event.plan
+        elif isinstance(event, RunFinished) and self._plan is not None:
+            print_block(self._console, summary_view(event.result, self._plan, tables=False))
             for note in event.notes:
                 self._console.print(Text(note), soft_wrap=True)
 

@@ -20,6 +20,7 @@ from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepRe
 DIGEST_LINES = 10
 NOTABLE_WAIT = 0.01  # shorter waits are the dispatcher's own latency, not worth a column
 MAX_LINE = 300  # a minified bundle on one line would otherwise fill the screen
+GROUP_ROWS = 15  # succeeded steps listed per group; the rest are counted
 
 # glyph, words, style per final status
 _STATUS: dict[StepStatus, tuple[str, str, str]] = {
@@ -110,8 +111,27 @@ def _group_tables(result: RunResult, plan: Plan) -> list[RenderableType]:
     parts: list[RenderableType] = []
     for index, ids in enumerate(plan.groups):
         rows = [result.step_results[sid] for sid in ids if sid in result.step_results]
-        parts += [Text(), _group_table(index, rows, width)]
+        shown, hidden = _rows_worth_showing(rows)
+        table = _group_table(index, shown, width)
+        if hidden:
+            table.add_row(Text(f"… and {len(hidden)} more succeeded", style="dim"))
+        parts += [Text(), table]
     return [*parts, Text()]
+
+
+def _rows_worth_showing(rows: list[StepResult]) -> tuple[list[StepResult], list[StepResult]]:
+    """Every step that did not simply succeed, and the slowest of the others.
+
+    A group of a thousand quick steps would otherwise print a thousand rows that say the same
+    thing; what a reader looks for is what went wrong and what took long.
+    """
+    fine = [r for r in rows if r.success]
+    if len(fine) <= GROUP_ROWS:
+        return rows, []
+    slowest = sorted(fine, key=lambda r: -(r.duration or 0.0))[:GROUP_ROWS]
+    keep = {id(r) for r in slowest}
+    shown = [r for r in rows if not r.success or id(r) in keep]
+    return shown, [r for r in fine if id(r) not in keep]
 
 
 def _group_table(index: int, rows: list[StepResult], width: int) -> Table:
