@@ -145,7 +145,7 @@ class Dispatcher:
         short: set[str] = set()  # pools a higher-priority step waits for: no overtaking there
         while heads:
             if len(self._running) >= self._cap:
-                self._mark_rest(heads, self._cap_reason())
+                self._mark_capped(heads, short)
                 break
             _, req = heapq.heappop(heads)
             cls = self._classes[req]
@@ -180,7 +180,7 @@ class Dispatcher:
             if cls.reason is None:
                 continue
             if _reason_key(cls.reason) != _reason_key(cls.announced):
-                members = [sid for _, sid in sorted(cls.heap) if sid not in self._removed]
+                members = [sid for _, sid in cls.heap if sid not in self._removed]
                 cls.unannounced.clear()
             else:
                 members = [sid for sid in cls.unannounced if sid not in self._removed]
@@ -267,8 +267,18 @@ class Dispatcher:
         for _, req in heads:
             self._classes[req].reason = reason
 
-    def _cap_reason(self) -> WaitReason:
-        return WaitReason(WaitKind.GLOBAL_CAP, in_use=len(self._running), capacity=self._cap)
+    def _mark_capped(self, heads: Iterable[tuple[object, Requirement]], short: set[str]) -> None:
+        """The global cap stopped the scan; a class whose pool is full anyway keeps saying so.
+
+        Without this, a class would flip between "pool" and "global cap" on every scan, and each
+        flip re-announces all of its steps.
+        """
+        capped = WaitReason(WaitKind.GLOBAL_CAP, in_use=len(self._running), capacity=self._cap)
+        for _, req in heads:
+            cls = self._classes[req]
+            step = self._steps[cls.heap[0][1]]
+            pool_reason = self._pool_blocker(step, short)
+            cls.reason = pool_reason or capped
 
     def _blocker(self, step: Step, short: set[str]) -> WaitReason | None:
         """Why `step` cannot start now, or None when it can."""
@@ -287,6 +297,9 @@ class Dispatcher:
                 return WaitReason(
                     WaitKind.RUNS_ALONE, in_use=running, capacity=tightest, limit_step=holder
                 )
+        return self._pool_blocker(step, short)
+
+    def _pool_blocker(self, step: Step, short: set[str]) -> WaitReason | None:
         for pool, units in sorted(step.parallel.resources.items()):
             if pool in short or self._use[pool] + units > self._capacity[pool]:
                 return WaitReason(
