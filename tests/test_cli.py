@@ -207,21 +207,16 @@ time.sleep(60)
 """
 
 
-def _start(path: Path, workdir: Path, *extra: str) -> subprocess.Popen[str]:
+WFRUN_RUN = [sys.executable, "-m", "wfrun", "run"]
+
+
+def _start(
+    path: Path, workdir: Path, *extra: str, stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`wfrun run` in plain mode as a child process, its logs under workdir/logs."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wfrun",
-            "run",
-            str(path),
-            "--ui",
-            "plain",
-            "--log-dir",
-            str(workdir / "logs"),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
+        [*WFRUN_RUN, str(path), "--ui", "plain", "--log-dir", str(workdir / "logs"), *extra],
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
@@ -300,21 +295,8 @@ def test_a_step_writing_100_mb_keeps_wfrun_memory_flat(write: Write, workdir: Pa
         "for _ in range(102400):\n    sys.stdout.buffer.write(line)"
     )
     path = write("steps:\n" + py_step("big", writer))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wfrun",
-            "run",
-            str(path),
-            "--ui",
-            "plain",
-            "--log-dir",
-            str(workdir / "logs"),
-        ],
-        stdout=subprocess.DEVNULL,
-        env=cli_env(),
-    )
+    # stdout to /dev/null: the plain summary of 100 MB of output would fill an unread pipe.
+    proc = _start(path, workdir, stdout=subprocess.DEVNULL)
     me = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:

@@ -411,12 +411,17 @@ def _pools(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
                 yield source.at(path, message)
 
 
-def _pools_hint(pool: str, declared: Mapping[str, Any]) -> str:
-    if not declared:
-        return "no pools are declared under parallel.resources"
-    match = closest(pool, declared)
+def _known_hint(name: str, known: Mapping[str, Any], label: str, when_none: str) -> str:
+    """`did you mean 'x'? declared: a, b` — or what to do when there is nothing to choose from."""
+    if not known:
+        return when_none
+    match = closest(name, known)
     suggestion = f"did you mean {match!r}? " if match else ""
-    return f"{suggestion}declared: {', '.join(declared)}"
+    return f"{suggestion}{label}: {', '.join(known)}"
+
+
+def _pools_hint(pool: str, declared: Mapping[str, Any]) -> str:
+    return _known_hint(pool, declared, "declared", "no pools are declared under parallel.resources")
 
 
 def _shell_with_args(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
@@ -461,11 +466,8 @@ def _agent_steps(
 
 
 def _agents_hint(name: str, agents: Mapping[str, DeclaredAgent]) -> str:
-    if not agents:
-        return "no agents are declared: add an agents: section or pass --agents FILE"
-    match = closest(name, agents)
-    suggestion = f"did you mean {match!r}? " if match else ""
-    return f"{suggestion}known: {', '.join(agents)}"
+    none = "no agents are declared: add an agents: section or pass --agents FILE"
+    return _known_hint(name, agents, "known", none)
 
 
 def _durations(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:

@@ -11,7 +11,13 @@ from typing import Any
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import step_environment, working_directory
-from wfrun.executors.process import ProcessResult, ProcessSpec, process_status, run_process
+from wfrun.executors.process import (
+    ProcessResult,
+    ProcessSpec,
+    outcome_of,
+    process_status,
+    run_process,
+)
 from wfrun.model import Agent, AgentConfig, PromptMode
 from wfrun.model import OutputFormat as Format
 from wfrun.results import StepOutcome, StepStatus
@@ -120,15 +126,7 @@ def agent_outcome(result: ProcessResult, context: StepContext, call: AgentCall) 
             reply = parse_reply(result, call.agent)
         except AgentError as exc:
             status, reason = StepStatus.FAILED, str(exc)
-    return StepOutcome(
-        status,
-        reason=reason,
-        exit_code=result.exit_code,
-        signal=result.signal,
-        output_tail=result.output_tail,
-        output=reply,
-        command=call.command,
-    )
+    return outcome_of(result, status, reason, call.command, reply)
 
 
 def parse_reply(result: ProcessResult, agent: Agent) -> Any:

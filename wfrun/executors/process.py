@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wfrun.durations import format_duration
 from wfrun.executors.base import CancelToken, StepContext
-from wfrun.results import StepStatus
+from wfrun.results import StepOutcome, StepStatus
 
 READ_SIZE = 65536
 TAIL_LINES = 50
@@ -134,6 +135,25 @@ def _popen(spec: ProcessSpec) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE if spec.capture_stdout else subprocess.STDOUT,
         start_new_session=True,  # own session and process group: killpg reaches grandchildren
         close_fds=True,
+    )
+
+
+def outcome_of(
+    result: ProcessResult,
+    status: StepStatus,
+    reason: str | None,
+    command: str,
+    output: Any = None,
+) -> StepOutcome:
+    """The step's outcome: how it ended as decided by the executor, and what the process left."""
+    return StepOutcome(
+        status,
+        reason=reason,
+        exit_code=result.exit_code,
+        signal=result.signal,
+        output_tail=result.output_tail,
+        output=output,
+        command=command,
     )
 
 

@@ -8,6 +8,7 @@ from wfrun.executors.process import (
     ProcessResult,
     ProcessSpec,
     StartErrorKind,
+    outcome_of,
     process_status,
     run_process,
 )
@@ -43,14 +44,7 @@ def script_outcome(
     status, reason = process_status(result, context.cancel, config.timeout)
     if status is StepStatus.FAILED and _needs_shell_hint(result, config):
         reason = f"{reason} ({SHELL_HINT})"
-    return StepOutcome(
-        status,
-        reason=reason,
-        exit_code=result.exit_code,
-        signal=result.signal,
-        output_tail=result.output_tail,
-        command=config.display(),
-    )
+    return outcome_of(result, status, reason, config.display())
 
 
 def _needs_shell_hint(result: ProcessResult, config: ScriptConfig) -> bool:
