@@ -110,6 +110,15 @@ JobsOpt = Annotated[
         show_default=False,
     ),
 ]
+DEFAULT_LOG_DIR = Path(".wfrun/runs")
+LogDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--log-dir",
+        help="Where runs keep their logs and report.json (DIR/<run-id>/); earlier runs there "
+        "weigh the critical path.",
+    ),
+]
 AgentsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -244,12 +253,23 @@ def plan(
     max_concurrency: JobsOpt = None,
     parallel: ParallelOpt = None,
     agents: AgentsOpt = None,
+    log_dir: LogDirOpt = DEFAULT_LOG_DIR,
 ) -> None:
-    """Print the parallel groups (pools, limits, dependencies), the cap and the critical path."""
+    """Print the parallel groups (pools, limits, dependencies), the cap and the critical path.
+
+    The critical path counts steps, or weighs them by what they took in the newest run of the
+    same file found under --log-dir.
+    """
+    from wfrun.history import previous_durations
     from wfrun.planner import make_plan
 
     workflow = _load(file, agents)
-    planned = make_plan(workflow, parallel=parallel, max_concurrency=max_concurrency)
+    planned = make_plan(
+        workflow,
+        parallel=parallel,
+        max_concurrency=max_concurrency,
+        durations=previous_durations(file, log_dir),
+    )
     if format is PlanFormat.JSON:
         typer.echo(json.dumps(planned.to_dict(), indent=2))
     elif format is PlanFormat.MERMAID:
@@ -314,12 +334,7 @@ def run(
             help="Plain mode: print each step's output as a block when it ends, or stream it live.",
         ),
     ] = OutputMode.BLOCK,
-    log_dir: Annotated[
-        Path,
-        typer.Option(
-            "--log-dir", help="Each run writes its logs and report.json in DIR/<run-id>/."
-        ),
-    ] = Path(".wfrun/runs"),
+    log_dir: LogDirOpt = DEFAULT_LOG_DIR,
     grace_period: Annotated[
         float,
         typer.Option(
@@ -332,12 +347,19 @@ def run(
 ) -> None:
     """Run a workflow: each step starts as soon as its dependencies are done and limits allow."""
     from wfrun.errors import WorkflowError
+    from wfrun.history import previous_durations
     from wfrun.planner import make_plan
     from wfrun.runner import WorkflowRunner
 
     workflow = _load(file, agents)
     try:
-        planned = make_plan(workflow, parallel=parallel, max_concurrency=max_concurrency)
+        # Earlier durations order ready steps by the real critical path, not by step count.
+        planned = make_plan(
+            workflow,
+            parallel=parallel,
+            max_concurrency=max_concurrency,
+            durations=previous_durations(file, log_dir),
+        )
     except WorkflowError as err:  # only a cycle in a hand-built workflow gets here
         _fail(str(err), ExitCode.INVALID)
     reporters = _reporters(ui, output)
