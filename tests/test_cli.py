@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -372,3 +374,46 @@ def test_agents_file_is_merged_under_the_workflow(write: Write, workdir: Path) -
     assert json.loads(report.read_text())["stepResults"]["ask"]["output"] == (
         "[stand-in] Done: Say hi"
     )
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run wfrun with its output on a pseudo-terminal and return what it drew."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *args], stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_auto_is_live_and_term_dumb_is_plain(tmp_path: Path) -> None:
+    sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
+    args = ["run", sample, "--log-dir", str(tmp_path)]
+    env = {**cli_env(), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    live = _on_a_terminal(args, env)
+    assert "\x1b[?25l" in live  # the live view hides the cursor while it redraws
+    assert "Automatic Parallel Detection succeeded" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", live)
+    dumb = _on_a_terminal(args, {**env, "TERM": "dumb"})
+    assert "\x1b" not in dumb
+    assert "▶ lint  [group 1]" in dumb
+
+
+def test_no_color_keeps_the_live_view_but_drops_colors(tmp_path: Path) -> None:
+    sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
+    env = {**cli_env(), "TERM": "xterm-256color", "NO_COLOR": "1"}
+    out = _on_a_terminal(["run", sample, "--ui", "live", "--log-dir", str(tmp_path)], env)
+    assert "Automatic Parallel Detection succeeded" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9](;[0-9]+)*m", out)  # no foreground colors
