@@ -337,3 +337,9 @@ def test_a_large_group_lists_failures_and_the_slowest_steps_and_counts_the_rest(
     assert "s39 " in out and "s25 " in out  # the 15 slowest
     assert "s24 " not in out and "s0 " not in out
     assert "… and 24 more succeeded" in out
+
+
+def test_the_summary_says_where_the_logs_and_report_are() -> None:
+    result = replace(final(STATS), run_dir="/runs/r1")
+    assert "logs, report      /runs/r1/" in render(summary_view(result, DB_PLAN))
+    assert "logs, report" not in render(summary_view(final(STATS), DB_PLAN))

@@ -191,6 +191,8 @@ def _statistics(result: RunResult, plan: Plan) -> Table:
         ran = sum(r.duration or 0.0 for r in result.step_results.values())
         grid.add_row("step time", format_duration(ran))
     grid.add_row("wall time", format_duration(result.execution_time_s))
+    if result.run_dir is not None:
+        grid.add_row("logs, report", f"{result.run_dir}/")
     return grid
 
 
