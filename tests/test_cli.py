@@ -417,3 +417,17 @@ def test_no_color_keeps_the_live_view_but_drops_colors(tmp_path: Path) -> None:
     out = _on_a_terminal(["run", sample, "--ui", "live", "--log-dir", str(tmp_path)], env)
     assert "Automatic Parallel Detection succeeded" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
     assert not re.search(r"\x1b\[[0-9;]*3[0-9](;[0-9]+)*m", out)  # no foreground colors
+
+
+def test_a_closed_stdout_does_not_stop_the_run(tmp_path: Path) -> None:
+    sample = ROOT / "sample-workflows" / "automatic-parallel.yaml"
+    proc = _start(sample, tmp_path)  # like `wfrun run ... | head -1`
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in stderr
+    (run_dir,) = (tmp_path / "logs").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "succeeded" and len(report["stepResults"]) == 3

@@ -4,13 +4,18 @@ themselves; margins are wide enough for a loaded 2-core machine."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from conftest import Recorder, intervals, overlaps, peak, py_step, rec, run
 
 from wfrun.events import StepFinished, StepStarted, StepWaiting
+from wfrun.executors.routing import default_executor
+from wfrun.loader import load_workflow
+from wfrun.planner import make_plan
 from wfrun.results import RunStatus, StepStatus
+from wfrun.scheduler import RunSettings, Scheduler
 
 Write = Callable[[str], Path]
 
@@ -337,3 +342,24 @@ def test_statistics_are_measured(write: Write, workdir: Path) -> None:
     assert stats.critical_path_time >= 0.8
     assert stats.sequential_time >= 1.2
     assert 1.1 < stats.speedup < 2.0
+
+
+def test_a_reporter_that_breaks_is_dropped_and_the_run_goes_on(write: Write, workdir: Path) -> None:
+    class Broken:
+        wants_output = False
+
+        def handle(self, event: object) -> None:
+            if isinstance(event, StepStarted):
+                raise OSError("display gone")
+
+    path = write(
+        f"steps:\n  - {{id: a, config: {rec(0.05)}}}\n  - {{id: b, config: {rec(0.05)}}}\n"
+    )
+    recorder = Recorder()
+    plan = make_plan(load_workflow(path))
+    settings = RunSettings("r", dict(os.environ))
+    scheduler = Scheduler(plan, default_executor(), [Broken(), recorder], settings)
+    result = scheduler.run()
+    assert result.success and set(intervals(workdir)) == {"a", "b"}
+    assert scheduler.reporter_errors == ["Broken stopped: OSError('display gone')"]
+    assert type(recorder.events[-1]).__name__ == "RunFinished"

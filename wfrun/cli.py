@@ -377,6 +377,8 @@ def run(
             close = getattr(reporter, "close", None)
             if close is not None:
                 close()
+    for problem in runner.reporter_errors:
+        _stderr(f"wfrun: warning: the display broke and was turned off: {problem}")
     _write_extra_reports(result, report, junit)
     raise typer.Exit(_run_exit_code(result, runner.interrupted_by))
 

@@ -46,6 +46,9 @@ class WorkflowRunner:
         self.handle_signals = handle_signals
         self.interrupted_by: int | None = None  # the signal that stopped the last run, if any
         self.last_run_dir: Path | None = None
+        self.reporter_errors: list[
+            str
+        ] = []  # reporters of the last run that broke and were dropped
 
     def execute(
         self,
@@ -82,6 +85,7 @@ class WorkflowRunner:
         self.interrupted_by = None
         with self._signals(scheduler):
             result = scheduler.run()
+        self.reporter_errors = list(scheduler.reporter_errors)
         if run_dir is not None:
             from wfrun.reporters.report_files import write_report
 

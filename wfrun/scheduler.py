@@ -96,6 +96,7 @@ class Scheduler:
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
         self._interrupts = 0
+        self.reporter_errors: list[str] = []  # reporters dropped because they raised
         self._run_dir_text = None if settings.run_dir is None else str(settings.run_dir)
 
     # ---- public --------------------------------------------------------------------------------
@@ -172,8 +173,8 @@ class Scheduler:
             self._complete(message)
         elif isinstance(message, _Output):
             event = StepOutput(message.step_id, message.lines, message.at)
-            for reporter in self._output_reporters:
-                reporter.handle(event)
+            for reporter in list(self._output_reporters):
+                self._deliver(reporter, event)
         else:
             self._on_interrupt(message)
 
@@ -334,8 +335,19 @@ class Scheduler:
         return path if os.path.exists(path) else None
 
     def _emit(self, event: Event) -> None:
-        for reporter in self._reporters:
+        for reporter in list(self._reporters):
+            self._deliver(reporter, event)
+
+    def _deliver(self, reporter: Reporter, event: Event) -> None:
+        """A display that breaks (a closed pipe, a bug) is dropped; the run and its report go on."""
+        try:
             reporter.handle(event)
+        except (Exception, SystemExit) as exc:  # rich exits on a closed stdout; we do not
+            self._reporters.remove(reporter)
+            if reporter in self._output_reporters:
+                self._output_reporters.remove(reporter)
+            if not isinstance(exc, SystemExit):  # a closed pipe is the reader's choice
+                self.reporter_errors.append(f"{type(reporter).__name__} stopped: {exc!r}")
 
 
 def _completion(status: StepStatus, allowed: bool) -> Completion:
