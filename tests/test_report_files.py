@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from wfrun.reporters.report_files import write_junit, write_report
+from wfrun.report_files import write_junit, write_report
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "report.schema.json"

@@ -49,3 +49,28 @@ def test_the_workflow_decides_when_the_run_does_not() -> None:
     assert result.parallel and result.max_concurrency == 4
     assert result.parallel_stats is not None
     assert result.parallel_stats.max_concurrent_steps == 3
+
+
+def test_the_core_never_imports_the_terminal_libraries() -> None:
+    import subprocess
+    import sys
+
+    core = [
+        "wfrun.model",
+        "wfrun.loader",
+        "wfrun.planner",
+        "wfrun.dispatch",
+        "wfrun.scheduler",
+        "wfrun.runner",
+        "wfrun.stats",
+        "wfrun.history",
+        "wfrun.report_files",
+        "wfrun.executors.routing",
+        "wfrun.executors.dry_run",
+    ]
+    code = (
+        f"import sys, importlib; [importlib.import_module(m) for m in {core!r}]; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'typer'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -18,7 +18,8 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.reporters.state import RunState, printable, strip_ansi
+from wfrun.output_text import printable, strip_ansi
+from wfrun.reporters.state import RunState
 from wfrun.results import RunStatus, StepResult, StepStatus
 
 PLAN = plan_of(

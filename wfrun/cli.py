@@ -414,7 +414,7 @@ def _reporters(ui: UiMode, output: OutputMode) -> list[Reporter]:
 
 
 def _write_extra_reports(result: RunResult, report: Path | None, junit: Path | None) -> None:
-    from wfrun.reporters.report_files import write_junit, write_report
+    from wfrun.report_files import write_junit, write_report
 
     try:
         if report is not None:

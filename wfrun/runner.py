@@ -87,7 +87,7 @@ class WorkflowRunner:
             result = scheduler.run()
         self.reporter_errors = list(scheduler.reporter_errors)
         if run_dir is not None:
-            from wfrun.reporters.report_files import write_report
+            from wfrun.report_files import write_report
 
             write_report(result, run_dir / "report.json")
         return result

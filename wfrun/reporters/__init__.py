@@ -6,9 +6,9 @@ picks a reporter.
 
 from __future__ import annotations
 
+from wfrun.report_files import write_junit, write_report
 from wfrun.reporters.live import LiveReporter
 from wfrun.reporters.plain import PlainReporter, QuietReporter, make_console
-from wfrun.reporters.report_files import write_junit, write_report
 from wfrun.reporters.state import RunState
 from wfrun.reporters.views import live_view, plan_dot, plan_mermaid, plan_view, summary_view
 

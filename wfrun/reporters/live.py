@@ -18,9 +18,10 @@ from rich.live import Live
 from rich.text import Text
 
 from wfrun.events import Event, RunFinished, RunStarted, StepFinished, StepOutput
+from wfrun.output_text import printable
 from wfrun.reporters.live_view import live_view
 from wfrun.reporters.plain import step_line
-from wfrun.reporters.state import RunState, printable
+from wfrun.reporters.state import RunState
 from wfrun.reporters.summary_view import status_style, summary_view
 
 LiveOutputMode = Literal["block", "stream"]

@@ -18,9 +18,10 @@ from wfrun.events import (
     StepWaiting,
     WaitKind,
 )
+from wfrun.output_text import printable
 from wfrun.planner import Plan
 from wfrun.reporters.plan_view import format_units, mode_text
-from wfrun.reporters.state import RunState, printable
+from wfrun.reporters.state import RunState
 from wfrun.reporters.summary_view import (
     status_glyph,
     status_style,

@@ -8,7 +8,6 @@ on another thread holds it too while it builds a frame (the frame copies what it
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,26 +27,9 @@ from wfrun.events import (
     WaitReason,
 )
 from wfrun.model import AgentConfig, Step, Workflow
+from wfrun.output_text import printable
 from wfrun.planner import Plan
 from wfrun.results import RunResult, StepResult, StepStatus
-
-# CSI sequences (colours, cursor moves), OSC sequences (titles, links) and lone ESC-x pairs.
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def strip_ansi(text: str) -> str:
-    """Remove terminal escape sequences, which would corrupt a plain log or a frame's layout."""
-    return _ANSI.sub("", text)
-
-
-def printable(line: str) -> str:
-    """One output line as a terminal would leave it: after the last \\r, without escapes."""
-    line = strip_ansi(line.rstrip("\r\n"))
-    if "\r" in line:
-        # Progress bars redraw with \r; only the last redraw is what the user would see.
-        line = line.rsplit("\r", 1)[-1]
-    return _CONTROL.sub("", line.replace("\t", "    "))
 
 
 @dataclass(slots=True)

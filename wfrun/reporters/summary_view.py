@@ -12,9 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from wfrun.durations import format_duration
+from wfrun.output_text import printable
 from wfrun.planner import Plan
 from wfrun.reporters.plan_view import id_width, titled_table
-from wfrun.reporters.state import printable
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 DIGEST_LINES = 10

@@ -14,7 +14,7 @@ import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from wfrun.reporters.state import strip_ansi
+from wfrun.output_text import strip_ansi
 from wfrun.results import RunResult, StepResult, StepStatus
 
 REPORT_NAME = "report.json"
