@@ -212,3 +212,18 @@ def test_junit_escapes_markup_and_drops_characters_xml_cannot_hold(tmp_path: Pat
     case = next(c for c in ET.parse(path).getroot().iter("testcase") if c.attrib["name"] == "build")
     out = case.find("system-out")
     assert out is not None and out.text == "built <ok> & green \n"
+
+
+def test_an_allowed_failure_does_not_fail_the_junit_file(tmp_path: Path) -> None:
+    results = step_results()
+    results["test"] = replace(results["test"], allowed_failure=True)
+    path = tmp_path / "junit.xml"
+    write_junit(run_result(step_results=results), path, "ci")
+    suite = ET.parse(path).getroot().find("testsuite")
+    assert suite is not None
+    case = next(c for c in suite.iter("testcase") if c.attrib["name"] == "test")
+    assert case.find("failure") is None
+    skipped = case.find("skipped")
+    assert skipped is not None
+    assert skipped.attrib["message"] == "allowed failure (continueOnError): exited with code 1"
+    assert suite.attrib["failures"] == "1" and suite.attrib["skipped"] == "3"
