@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +103,26 @@ def run(
     )
     plan = make_plan(load_workflow(path), parallel=parallel, max_concurrency=max_concurrency)
     return runner.execute_plan(plan, keep_going=keep_going)
+
+
+def all_gone(pids: list[int], timeout: float = 10.0) -> bool:
+    """True once no pid is a live process (a zombie awaiting its reaper counts as gone)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def cli_env() -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import cli_env, py_step, rec
+from conftest import all_gone, cli_env, py_step, rec
 from typer.testing import CliRunner
 
 from wfrun.cli import app
@@ -234,16 +234,6 @@ def _wait_for(files: list[Path], timeout: float = 30) -> list[int]:
     raise AssertionError(f"steps did not start: {files}")
 
 
-def _gone(pids: list[int], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        if not alive:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _spawner_workflow(write: Write, count: int) -> Path:
     steps = "".join(py_step(f"s{i}", SPAWNER) for i in range(count))
     return write(
@@ -261,7 +251,7 @@ def test_interrupt_cancels_everything_and_leaves_no_process(
     proc.send_signal(sig)
     stdout, _ = proc.communicate(timeout=30)
     assert proc.returncode == code
-    assert _gone(pids), "a step process (or its child) outlived wfrun"
+    assert all_gone(pids), "a step process (or its child) outlived wfrun"
     (run_dir,) = (workdir / "logs").iterdir()
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "cancelled"
@@ -279,7 +269,7 @@ def test_second_interrupt_kills_at_once(write: Write, workdir: Path) -> None:
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=20)
     assert proc.returncode == 130
-    assert _gone([pid])
+    assert all_gone([pid])
 
 
 def test_step_timeout_leaves_no_grandchild(write: Write, workdir: Path) -> None:
@@ -287,7 +277,7 @@ def test_step_timeout_leaves_no_grandchild(write: Write, workdir: Path) -> None:
     result = wfrun("run", str(path), "--ui", "plain", "--log-dir", str(workdir / "logs"))
     assert result.returncode == 1
     pids = [int(p) for p in (workdir / "out" / "s0.pids").read_text().split()]
-    assert _gone(pids)
+    assert all_gone(pids)
     assert "timed out" in result.stdout
 
 

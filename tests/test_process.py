@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
+from conftest import all_gone
 
 from wfrun.executors import process
 from wfrun.executors.base import CancelToken, StepContext
@@ -89,16 +90,7 @@ def read_pid(path: Path, timeout: float = 3.0) -> int:
 
 
 def is_gone(pid: int, timeout: float = 3.0) -> bool:
-    """True once the pid has no live process (a zombie awaiting its reaper counts as gone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
+    return all_gone([pid], timeout)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+from conftest import all_gone
 
 from wfrun.executors.base import CancelToken, StepContext
 from wfrun.executors.routing import TypedExecutor, default_executor
@@ -57,15 +57,7 @@ def execute(
 
 
 def is_gone(pid: int, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
+    return all_gone([pid], timeout)
 
 
 def test_success(tmp_path: Path) -> None:
