@@ -421,3 +421,13 @@ def test_a_closed_stdout_does_not_stop_the_run(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "logs").iterdir()
     report = json.loads((run_dir / "report.json").read_text())
     assert report["status"] == "succeeded" and len(report["stepResults"]) == 3
+
+
+def test_an_unusable_log_dir_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
+    result = wfrun("run", sample, "--log-dir", str(blocker / "runs"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"wfrun: cannot use --log-dir {blocker / 'runs'}:")
+    assert "Traceback" not in result.stderr

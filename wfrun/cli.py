@@ -362,6 +362,8 @@ def run(
         )
     except WorkflowError as err:  # only a cycle in a hand-built workflow gets here
         _fail(str(err), ExitCode.INVALID)
+    if not dry_run:
+        _check_log_dir(log_dir)
     reporters = _reporters(ui, output)
     runner = WorkflowRunner(
         executor=_executor(dry_run),
@@ -380,7 +382,19 @@ def run(
     for problem in runner.reporter_errors:
         _stderr(f"wfrun: warning: the display broke and was turned off: {problem}")
     _write_extra_reports(result, report, junit)
+    if runner.report_error is not None:
+        _fail(runner.report_error, ExitCode.FAILED)
     raise typer.Exit(_run_exit_code(result, runner.interrupted_by))
+
+
+def _check_log_dir(log_dir: Path) -> None:
+    """Refuse to start when the logs and the report would have nowhere to go."""
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _fail(f"cannot use --log-dir {log_dir}: {err.strerror}", ExitCode.INVALID)
+    if not os.access(log_dir, os.W_OK | os.X_OK):
+        _fail(f"cannot use --log-dir {log_dir}: not writable", ExitCode.INVALID)
 
 
 def _executor(dry_run: bool) -> Executor:

@@ -46,9 +46,8 @@ class WorkflowRunner:
         self.handle_signals = handle_signals
         self.interrupted_by: int | None = None  # the signal that stopped the last run, if any
         self.last_run_dir: Path | None = None
-        self.reporter_errors: list[
-            str
-        ] = []  # reporters of the last run that broke and were dropped
+        self.report_error: str | None = None  # why the last run's report.json is missing
+        self.reporter_errors: list[str] = []  # displays of the last run that broke, dropped
 
     def execute(
         self,
@@ -86,10 +85,14 @@ class WorkflowRunner:
         with self._signals(scheduler):
             result = scheduler.run()
         self.reporter_errors = list(scheduler.reporter_errors)
+        self.report_error = None
         if run_dir is not None:
             from wfrun.report_files import write_report
 
-            write_report(result, run_dir / "report.json")
+            try:
+                write_report(result, run_dir / "report.json")
+            except OSError as err:  # a full disk must not lose the result the caller gets
+                self.report_error = f"cannot write {run_dir / 'report.json'}: {err.strerror}"
         return result
 
     @contextlib.contextmanager
