@@ -249,3 +249,23 @@ def test_a_full_pool_stays_the_reason_when_the_cap_is_also_reached() -> None:
     d.finish("free1", Completion.SUCCEEDED)
     assert d.startable() == ["free2"]
     assert d.take_wait_changes() == []  # db2 still waits for the pool: nothing new to say
+
+
+def test_a_changed_reason_is_told_once_for_the_whole_class() -> None:
+    wf = workflow(
+        step("db1", pools={"db": 1}),
+        step("f1"),
+        step("f2"),
+        *(step(f"db{i}", pools={"db": 1}) for i in range(2, 5)),
+        pools={"db": 1},
+        cap=2,
+    )
+    d = dispatcher(wf)
+    assert d.startable() == ["db1", "f1"]
+    first = d.take_wait_changes()
+    assert sorted(sid for sid, _ in first) == ["db2", "db3", "db4", "f2"]  # each new waiter
+    d.finish("db1", Completion.SUCCEEDED)
+    assert d.startable() == ["f2"]  # the pool is free now, but the cap is full again
+    changes = d.take_wait_changes()
+    assert [(sid, str(reason)) for sid, reason in changes] == [("db2", "global cap 2/2")]
+    assert str(d.why("db4")) == "global cap 2/2"  # the class shares the reason

@@ -144,3 +144,29 @@ def test_a_thousand_steps_fold_in_linear_time() -> None:
         state.handle(StepFinished(sid, res, 0.0))
     assert time.perf_counter() - begin < 0.5
     assert state.counts().succeeded == 1000
+
+
+def test_one_waiting_event_speaks_for_every_step_with_the_same_requirement() -> None:
+    plan = plan_of(
+        step("holder", pools={"db": 1}),
+        step("w1", pools={"db": 1}),
+        step("w2", pools={"db": 1}),
+        step("other"),
+        pools={"db": 1},
+        cap=2,
+    )
+    capped = WaitReason(WaitKind.GLOBAL_CAP, in_use=2, capacity=2)
+    pool = WaitReason(WaitKind.POOL, "db", 1, 1, ("holder",))
+    state = fold(
+        [
+            *(StepReady(s, 0.0) for s in ("holder", "w1", "w2", "other")),
+            StepStarted("holder", 0, {"db": 1}, 0.0),
+            StepStarted("other", 0, {}, 0.0),
+            StepWaiting("w1", capped, 0.0),
+            StepWaiting("w2", capped, 0.0),
+            StepWaiting("w1", pool, 0.5),  # told once, for w1 and w2 alike
+        ],
+        plan=plan,
+    )
+    assert state.wait_text("w2") == "pool db 1/1 held by holder"
+    assert state.wait_kind("w2") is WaitKind.POOL

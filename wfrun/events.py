@@ -75,7 +75,13 @@ class StepReady:
 
 @dataclass(frozen=True, slots=True)
 class StepWaiting:
-    """A ready step cannot start now; sent when the reason changes."""
+    """A ready step cannot start now.
+
+    Sent when a step starts to wait, and when the reason of its class changes: then once, for
+    one step, and the reason holds for every waiting step with the same
+    `StepParallel.requirement` (pools, units and step limit), since they wait for the same thing.
+    Numbers inside the reason (units in use, holders) may be stale by the time it is shown.
+    """
 
     step_id: str
     reason: WaitReason

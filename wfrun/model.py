@@ -11,6 +11,8 @@ from typing import Any
 
 DEFAULT_MAX_CONCURRENCY = 4
 
+Requirement = tuple[tuple[tuple[str, int], ...], int | None]  # (sorted pool units, step limit)
+
 
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only mapping, so the frozen model cannot be changed through its dict fields."""
@@ -111,6 +113,12 @@ class StepParallel:
         if not self.enabled:
             return 1
         return self.max_concurrency
+
+    @property
+    def requirement(self) -> Requirement:
+        """What the step needs to start. Ready steps with equal requirements wait for the same
+        reason, which is how the scheduler can say why a thousand steps wait in one event."""
+        return (tuple(sorted(self.resources.items())), self.effective_max_concurrency)
 
 
 @dataclass(frozen=True, slots=True)

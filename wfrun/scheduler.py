@@ -29,6 +29,7 @@ from wfrun.events import (
     StepWaiting,
 )
 from wfrun.executors.base import DEFAULT_GRACE_PERIOD, CancelToken, Executor, StepContext
+from wfrun.model import Requirement
 from wfrun.planner import Plan
 from wfrun.results import RunResult, RunStatus, StepOutcome, StepResult, StepStatus
 from wfrun.stats import parallel_stats
@@ -91,7 +92,9 @@ class Scheduler:
         self._tokens: dict[str, CancelToken] = {}
         self._results: dict[str, StepResult] = {}
         self._ready_at: dict[str, float] = {}
-        self._waited: dict[str, str] = {}
+        # Why steps waited, by requirement class: one event speaks for every step of a class.
+        self._class_waited: dict[Requirement, str] = {}
+        self._has_waited: set[str] = set()
         self._started_at: dict[str, float] = {}
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
@@ -149,7 +152,8 @@ class Scheduler:
             for step_id in self._dispatcher.startable():
                 self._start(pool, step_id)
             for step_id, reason in self._dispatcher.take_wait_changes():
-                self._waited[step_id] = str(reason)
+                self._has_waited.add(step_id)
+                self._class_waited[self._plan.step(step_id).parallel.requirement] = str(reason)
                 self._emit(StepWaiting(step_id, reason, self.now()))
             if not self._dispatcher.is_active():
                 break
@@ -273,7 +277,7 @@ class Scheduler:
             ready_time=self._ready_at.get(step_id),
             start_time=self._started_at[step_id],
             end_time=end,
-            wait_reason=self._waited.get(step_id),
+            wait_reason=self._last_wait(step_id),
             exit_code=outcome.exit_code,
             signal=outcome.signal,
             log_file=self._existing_log(step_id),
@@ -289,7 +293,7 @@ class Scheduler:
             parallel_group=self._plan.group_of[skip.step_id],
             reason=skip.reason,
             ready_time=self._ready_at.get(skip.step_id),
-            wait_reason=self._waited.get(skip.step_id),
+            wait_reason=self._last_wait(skip.step_id),
         )
         self._results[skip.step_id] = result
         self._emit(StepFinished(skip.step_id, result, self.now()))
@@ -321,6 +325,12 @@ class Scheduler:
             metadata=dict(wf.metadata),
             started_at=self._settings.started_at,
         )
+
+    def _last_wait(self, step_id: str) -> str | None:
+        """The last reason the step waited for, if it ever waited: its class's latest reason."""
+        if step_id not in self._has_waited:
+            return None
+        return self._class_waited.get(self._plan.step(step_id).parallel.requirement)
 
     def _log_path(self, step_id: str) -> Path | None:
         run_dir = self._settings.run_dir

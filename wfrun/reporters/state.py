@@ -26,7 +26,7 @@ from wfrun.events import (
     WaitKind,
     WaitReason,
 )
-from wfrun.model import AgentConfig, Step, Workflow
+from wfrun.model import AgentConfig, Requirement, Step, Workflow
 from wfrun.output_text import printable
 from wfrun.planner import Plan
 from wfrun.results import RunResult, StepResult, StepStatus
@@ -104,6 +104,7 @@ class RunState:
         self._results: dict[str, StepResult] = {}
         self._running: dict[str, RunningStep] = {}  # start order
         self._ready: dict[str, WaitReason | None] = {}  # ready order; None: no reason reported
+        self._class_reason: dict[Requirement, WaitReason] = {}
         self._not_ready: dict[str, None] = {}  # file order; an ordered set
         self._pool_in_use: dict[str, int] = {}
         self._pool_holders: dict[str, dict[str, int]] = {}  # pool -> step -> units, start order
@@ -143,6 +144,10 @@ class RunState:
     def _step_waiting(self, event: StepWaiting) -> None:
         self._not_ready.pop(event.step_id, None)
         self._ready[event.step_id] = event.reason
+        step = self._steps.get(event.step_id)
+        if step is not None:
+            # The reason holds for every waiting step with the same requirement (see events).
+            self._class_reason[step.parallel.requirement] = event.reason
 
     def _step_started(self, event: StepStarted) -> None:
         sid = event.step_id
@@ -243,8 +248,8 @@ class RunState:
     def waiting(self, limit: int | None = None) -> list[WaitingStep]:
         """Steps not started: first the ready ones held back by a limit, then the not-ready ones."""
         rows = [
-            WaitingStep(sid, self._describe(sid, reason), ready=True)
-            for sid, reason in islice(self._ready.items(), limit)
+            WaitingStep(sid, self._describe(sid, self._reason_of(sid)), ready=True)
+            for sid in islice(self._ready, limit)
         ]
         rest = None if limit is None else max(0, limit - len(rows))
         rows += [
@@ -276,11 +281,19 @@ class RunState:
         """Why a ready step waits, with live numbers; None when it is not waiting ready."""
         if step_id not in self._ready:
             return None
-        return self._describe(step_id, self._ready[step_id])
+        return self._describe(step_id, self._reason_of(step_id))
 
     def wait_kind(self, step_id: str) -> WaitKind | None:
-        reason = self._ready.get(step_id)
+        reason = self._reason_of(step_id)
         return None if reason is None else reason.kind
+
+    def _reason_of(self, step_id: str) -> WaitReason | None:
+        """A waiting step's reason is its class's latest: one event speaks for the class."""
+        own = self._ready.get(step_id)
+        step = self._steps.get(step_id)
+        if own is None or step is None:
+            return own
+        return self._class_reason.get(step.parallel.requirement, own)
 
     def _describe(self, step_id: str, reason: WaitReason | None) -> str:
         """The reason a ready step waits, with the numbers as they are now.
