@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wfrun import loader
+from wfrun import loader, schema_errors, yaml_source
 
 
 def random_workflow(steps: int, seed: int) -> str:
@@ -52,12 +52,12 @@ def timed(action: Callable[[], object]) -> float:
 def validation_time(path: Path) -> float:
     """The JSON Schema part of a load alone: jsonschema over the converted document."""
     text = path.read_text(encoding="utf-8")
-    data, _, tree = loader._parse(text, str(path), str)
-    validator = loader._workflow_validator()
+    data, _, tree = yaml_source.parse(text, str(path), str)
+    validator = schema_errors.workflow_validator()
     was_enabled = gc.isenabled()
     gc.disable()  # as during a load
     try:
-        return timed(lambda: loader._validate(data, tree, str(path), "workflow", validator))
+        return timed(lambda: schema_errors.validate(data, tree, str(path), "workflow", validator))
     finally:
         if was_enabled:
             gc.enable()

@@ -1,0 +1,341 @@
+"""JSON Schema validation of converted documents, and jsonschema errors turned into messages.
+
+This module's one job is the schema stage of loading: it builds the validators (jsonschema, with
+`$ref`s inlined, and a fastjsonschema pre-check for large documents) and explains each
+jsonschema error as one human message at the offending key, using the node tree for positions
+and the text the user wrote. It is the only module that imports jsonschema and fastjsonschema,
+and imports them lazily: `wfrun --help` must not pay for them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from wfrun.checks import JsonPath, Source
+from wfrun.durations import bare_number_message, parse_duration
+from wfrun.schemas import workflow_schema
+from wfrun.suggest import closest, did_you_mean
+from wfrun.yaml_source import Problem, Tree
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator, ValidationError
+
+_DECIMAL = re.compile(r"\d+(\.\d+)?")
+
+
+@functools.cache
+def workflow_validator() -> Draft7Validator:
+    return _compiled(_inline_refs(workflow_schema()))
+
+
+@functools.cache
+def agents_validator() -> Draft7Validator:
+    schema = _inline_refs(workflow_schema())
+    agents_file = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["agents"],
+        "properties": {"agents": schema["properties"]["agents"]},
+    }
+    return _compiled(agents_file)
+
+
+def _compiled(schema: dict[str, Any]) -> Draft7Validator:
+    from jsonschema import Draft7Validator  # lazily: `wfrun --help` must not pay for it
+
+    return Draft7Validator(schema)
+
+
+# Above this many steps, compiling the schema to Python code once (~30 ms) costs less than
+# jsonschema's interpretation (~90 µs a step).
+QUICK_CHECK_STEPS = 300
+
+
+def quickly_valid(data: Any) -> bool:
+    """True when a large document is valid by fastjsonschema's compiled validator.
+
+    Only a pre-check: fastjsonschema stops at the first error and cannot say where, so a document
+    it rejects (or a small one) goes through jsonschema, which reports every error with its path.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        return False
+    if len(data["steps"]) < QUICK_CHECK_STEPS:
+        return False
+    from fastjsonschema import JsonSchemaException
+
+    try:
+        _compiled_check()(data)
+    except JsonSchemaException:
+        return False
+    return True
+
+
+@functools.cache
+def _compiled_check() -> Callable[[Any], Any]:
+    import fastjsonschema
+
+    check: Callable[[Any], Any] = fastjsonschema.compile(workflow_schema())
+    return check
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with each `#/definitions/...` reference replaced by its target.
+
+    jsonschema resolves a `$ref` on every visit, which costs a third of the validation time of a
+    large workflow. Draft-07 ignores the siblings of `$ref`, so inlining changes nothing else.
+    """
+    definitions = schema.get("definitions", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].removeprefix("#/definitions/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {key: inline(value) for key, value in schema.items() if key != "definitions"}
+
+
+def validate(
+    data: Any, tree: Tree, file: str, kind: str, validator: Draft7Validator
+) -> list[Problem]:
+    if data is None:
+        return []
+    explainer = _Explainer(Source(file, data, tree.locate, kind=kind), tree)
+    return [
+        problem for error in validator.iter_errors(data) for problem in explainer.explain(error)
+    ]
+
+
+_EXPECTED = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "empty",
+}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null" if value is None else "string"
+
+
+class _Explainer:
+    """Turns jsonschema errors into one human message each, at the offending key."""
+
+    def __init__(self, source: Source, tree: Tree) -> None:
+        self.source = source
+        self.tree = tree
+        self.facts = _schema_facts()
+
+    def explain(self, error: ValidationError) -> list[Problem]:
+        path: JsonPath = tuple(error.absolute_path)
+        if self.under_unknown_type(path):
+            return []  # the config of a step of an unknown type: the type's message says it all
+        handler = getattr(self, f"_{error.validator}", None)
+        if handler is None:
+            return [self.problem(path, f"{self.name(path)}: {error.message}")]
+        found: list[Problem] = handler(error, path)
+        return found
+
+    def problem(self, path: JsonPath, message: str) -> Problem:
+        return Problem(path, self.source.at(path, message))
+
+    def step_type(self, path: JsonPath) -> Any:
+        """The `type` of the step `path` is in (the default when it has none), else None."""
+        if len(path) < 2 or path[0] != "steps" or not isinstance(path[1], int):
+            return None
+        step = self.source.data["steps"][path[1]]
+        return step.get("type", "script") if isinstance(step, dict) else None
+
+    def under_unknown_type(self, path: JsonPath) -> bool:
+        return path[2:3] == ("config",) and self.step_type(path) not in self.facts.config_keys
+
+    def other_type_hint(self, key: str, path: JsonPath) -> str:
+        """` (a key of script steps; this step has type: agent)` for a key of the other kind."""
+        if path[2:] != ("config",):
+            return ""
+        own = self.step_type(path)
+        for kind, keys in self.facts.config_keys.items():
+            if kind != own and key in keys:
+                return f" (a key of {kind} steps; this step has type: {own})"
+        return ""
+
+    def name(self, path: JsonPath) -> str:
+        return self.source.name(path)
+
+    def got(self, path: JsonPath, value: Any) -> str:
+        kind = _kind(value)
+        if kind in ("object", "array"):
+            return f"got {_EXPECTED[kind]}"
+        if value is None:
+            return "got an empty value"
+        shown = self.tree.raw(path) or str(value)
+        return f"got {kind} {shown!r}" if kind == "string" else f"got {kind} {shown}"
+
+    def _type(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        value, expected = error.instance, error.validator_value
+        if error.schema.get("pattern") == self.facts.duration_pattern:
+            return [self.problem(path, self.duration_message(path, value))]
+        wanted = " or ".join(
+            _EXPECTED[t] for t in ([expected] if isinstance(expected, str) else expected)
+        )
+        message = f"{self.name(path)} must be {wanted}, {self.got(path, value)}"
+        if expected == "string" and _kind(value) in ("integer", "number", "boolean"):
+            message += f' (quote it: "{self.tree.raw(path) or value}")'
+        elif expected == "array" and isinstance(value, str):
+            message += f" (write [{value}])"
+        return [self.problem(path, message)]
+
+    def duration_message(self, path: JsonPath, value: Any) -> str:
+        if _kind(value) in ("integer", "number"):
+            raw = self.tree.raw(path) or ""
+            number = raw if _DECIMAL.fullmatch(raw) else str(value)  # not `0x10` or `1e3`
+            return f"{self.name(path)}: {bare_number_message(number)}"
+        if isinstance(value, str):
+            try:
+                parse_duration(value)
+            except ValueError as error:
+                return f"{self.name(path)}: {error}"
+        return (
+            f"{self.name(path)} must be a duration with a unit such as 500ms, 30s, 5m or 1h30m, "
+            f"{self.got(path, value)}"
+        )
+
+    def _pattern(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        if error.validator_value == self.facts.duration_pattern:
+            return [self.problem(path, self.duration_message(path, error.instance))]
+        if error.validator_value == self.facts.id_pattern:
+            message = f"invalid step id {error.instance!r}: use only letters, digits, '_' and '-'"
+            return [self.problem(path, message)]
+        message = f"{self.name(path)} must match {error.validator_value}, got {error.instance!r}"
+        return [self.problem(path, message)]
+
+    def _additionalProperties(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        allowed = list(error.schema.get("properties", {}))
+        found = []
+        for key in error.instance:
+            if key not in allowed:
+                hint = (
+                    did_you_mean(key, allowed)
+                    or self.other_type_hint(key, path)
+                    or _nested_hint(key, error.schema)
+                )
+                if path:
+                    message = f"unknown key {key!r} {self.source.place(path)}{hint}"
+                else:
+                    message = f"unknown top-level key {key!r}{hint}"
+                found.append(self.problem((*path, key), message))
+        return found
+
+    def _required(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        allowed = list(error.schema.get("properties", {}))
+        extras = [key for key in error.instance if key not in allowed]
+        found = []
+        for key in error.validator_value:
+            # A misspelt key already says "did you mean 'id'?": no second message for the same slip.
+            if key in error.instance or any(closest(e, allowed) == key for e in extras):
+                continue
+            message = f"{self.name(path)} is missing required key {key!r}"
+            found.append(Problem((*path, key), self.source.at(path, message)))
+        return found
+
+    def _enum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        choices = [str(choice) for choice in error.validator_value]
+        hint = did_you_mean(error.instance, choices) if isinstance(error.instance, str) else ""
+        value = error.instance
+        got = f"got {value!r}" if isinstance(value, str) else self.got(path, value)
+        message = f"{self.name(path)} must be one of {', '.join(choices)}, {got}{hint}"
+        return [self.problem(path, message)]
+
+    def _minimum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        message = (
+            f"{self.name(path)} must be at least {error.validator_value}, got {error.instance}"
+        )
+        return [self.problem(path, message)]
+
+    def _minItems(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        return [self.problem(path, f"{self.name(path)} must not be empty")]
+
+    _minProperties = _minItems
+
+    def _uniqueItems(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        seen: list[Any] = []
+        for index, item in enumerate(error.instance):
+            if item in seen:
+                message = f"{self.name(path)} lists {item!r} twice"
+                return [self.problem((*path, index), message)]
+            seen.append(item)
+        return []
+
+    def _oneOf(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        # The branches are told apart by type: explain the one whose type fits the value.
+        kind = _kind(error.instance)
+        for index, branch in enumerate(error.validator_value):
+            if branch.get("type") == kind:
+                inner = [e for e in error.context if e.relative_schema_path[0] == index]
+                return [p for e in inner for p in self.explain(e)]
+        wanted = ", ".join(
+            _EXPECTED[branch.get("type", "null")] for branch in error.validator_value
+        )
+        wanted = " or".join(wanted.rsplit(",", 1))
+        return [
+            self.problem(
+                path, f"{self.name(path)} must be {wanted}, {self.got(path, error.instance)}"
+            )
+        ]
+
+    _anyOf = _oneOf
+
+
+def _nested_hint(key: str, schema: Mapping[str, Any]) -> str:
+    """` (it belongs under 'config')` when `key` is a key of one of the mapping's sub-mappings."""
+    branches = [schema, schema.get("then", {}), schema.get("else", {})]
+    for branch in branches:
+        for name, sub in branch.get("properties", {}).items():
+            if key in sub.get("properties", {}):
+                return f" (it belongs under {name!r})"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class _SchemaFacts:
+    """What the messages need to know about the schema, read from it rather than repeated."""
+
+    duration_pattern: str
+    id_pattern: str
+    config_keys: Mapping[str, frozenset[str]]  # step type -> the keys of its `config`
+
+
+@functools.cache
+def _schema_facts() -> _SchemaFacts:
+    definitions = workflow_schema()["definitions"]
+    step = definitions["step"]
+    agent = step["if"]["properties"]["type"]["const"]
+    script = next(kind for kind in step["properties"]["type"]["enum"] if kind != agent)
+    return _SchemaFacts(
+        duration_pattern=definitions["duration"]["pattern"],
+        id_pattern=definitions["stepId"]["pattern"],
+        config_keys={
+            agent: frozenset(definitions["agentConfig"]["properties"]),
+            script: frozenset(definitions["scriptConfig"]["properties"]),
+        },
+    )
