@@ -6,6 +6,7 @@ turns errors into messages and exit codes (SPEC §4).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -378,7 +379,9 @@ def run(
         for reporter in reporters:
             close = getattr(reporter, "close", None)
             if close is not None:
-                close()
+                # A closed stdout (rich exits on it) must not cost the report or the exit code.
+                with contextlib.suppress(OSError, SystemExit):
+                    close()
     for problem in runner.reporter_errors:
         _stderr(f"wfrun: warning: the display broke and was turned off: {problem}")
     _write_extra_reports(result, report, junit)
@@ -454,3 +457,15 @@ def main() -> None:
     except KeyboardInterrupt:
         # Ctrl-C outside a run (while loading a huge file, say): no traceback.
         sys.exit(ExitCode.INTERRUPTED)
+    finally:
+        _flush_or_drop_stdout()
+
+
+def _flush_or_drop_stdout() -> None:
+    """A reader that closed our stdout (`wfrun ... | head`) gets nothing more, and Python must
+    not print a BrokenPipeError when it flushes at exit."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
