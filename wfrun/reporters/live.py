@@ -89,7 +89,7 @@ class LiveReporter:
     def __init__(
         self,
         console: Console,
-        refresh_per_second: float = 8,
+        refresh_per_second: float = 4,  # rich's default; a frame of a big run costs ~8 ms
         output_mode: LiveOutputMode = "block",
         now: Callable[[], float] | None = None,
     ) -> None:

@@ -155,14 +155,17 @@ def _waiting_section(state: RunState, total: int, budget: _Budget) -> list[Rende
     return parts
 
 
-def _waiting_grid(rows: list[WaitingStep]) -> Table:
-    grid = Table.grid(padding=(0, 1), expand=True)
-    grid.add_column(no_wrap=True, overflow="ellipsis", max_width=32)
-    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-    for row in rows:
-        style = "yellow" if row.ready else "dim"
-        grid.add_row(Text("· " + row.step_id), Text(row.reason, style=style))
-    return grid
+def _waiting_grid(rows: list[WaitingStep]) -> Text:
+    # One Text of aligned lines rather than a Table: the waiting list is most of a big run's
+    # frame, and a table measures every cell on every redraw (a third of the frame's cost).
+    width = min(32, max(len(row.step_id) for row in rows) + 2)
+    block = Text(no_wrap=True, overflow="ellipsis")
+    for index, row in enumerate(rows):
+        if index:
+            block.append("\n")
+        block.append(f"· {row.step_id}"[:width].ljust(width) + " ")
+        block.append(row.reason, style="yellow" if row.ready else "dim")
+    return block
 
 
 def _pools_grid(pools: list[PoolUsage]) -> Table:
