@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+from wfrun.report_files import REPORT_NAME
+
 RUNS_LOOKED_AT = 20  # the newest runs only: a long history must not slow every command down
 
 
@@ -25,7 +27,7 @@ def previous_durations(workflow_file: Path, log_dir: Path) -> dict[str, float] |
         return None
     target = workflow_file.resolve()
     for run_id in runs:
-        durations = _durations(log_dir / run_id / "report.json", target)
+        durations = _durations(log_dir / run_id / REPORT_NAME, target)
         if durations:
             return durations
     return None

@@ -45,7 +45,6 @@ class WorkflowRunner:
         self.grace_period = grace_period
         self.handle_signals = handle_signals
         self.interrupted_by: int | None = None  # the signal that stopped the last run, if any
-        self.last_run_dir: Path | None = None
         self.report_error: str | None = None  # why the last run's report.json is missing
         self.reporter_errors: list[str] = []  # displays of the last run that broke, dropped
 
@@ -71,7 +70,6 @@ class WorkflowRunner:
         started = datetime.now()
         run_id = run_id or new_run_id(started)
         run_dir = self.log_dir / run_id if self.log_dir is not None else None
-        self.last_run_dir = run_dir
         settings = RunSettings(
             run_id=run_id,
             env=dict(os.environ if self.env is None else self.env),
@@ -87,12 +85,12 @@ class WorkflowRunner:
         self.reporter_errors = list(scheduler.reporter_errors)
         self.report_error = None
         if run_dir is not None:
-            from wfrun.report_files import write_report
+            from wfrun.report_files import REPORT_NAME, write_report
 
             try:
-                write_report(result, run_dir / "report.json")
+                write_report(result, run_dir / REPORT_NAME)
             except OSError as err:  # a full disk must not lose the result the caller gets
-                self.report_error = f"cannot write {run_dir / 'report.json'}: {err.strerror}"
+                self.report_error = f"cannot write {run_dir / REPORT_NAME}: {err.strerror}"
         return result
 
     @contextlib.contextmanager

@@ -57,13 +57,6 @@ class _Done:
 
 
 @dataclass(frozen=True, slots=True)
-class _Output:
-    step_id: str
-    lines: tuple[str, ...]
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
 class _Interrupt:
     status: RunStatus  # CANCELLED for SIGINT, also for SIGTERM (exit code tells them apart)
 
@@ -87,7 +80,7 @@ class Scheduler:
         self._settings = settings
         self._clock = clock
         self._t0 = 0.0
-        self._inbox: queue.SimpleQueue[_Done | _Output | _Interrupt] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Done | StepOutput | _Interrupt] = queue.SimpleQueue()
         self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going)
         self._tokens: dict[str, CancelToken] = {}
         self._results: dict[str, StepResult] = {}
@@ -172,13 +165,12 @@ class Scheduler:
                 except queue.Empty:
                     break
 
-    def _handle(self, message: _Done | _Output | _Interrupt) -> None:
+    def _handle(self, message: _Done | StepOutput | _Interrupt) -> None:
         if isinstance(message, _Done):
             self._complete(message)
-        elif isinstance(message, _Output):
-            event = StepOutput(message.step_id, message.lines, message.at)
+        elif isinstance(message, StepOutput):
             for reporter in list(self._output_reporters):
-                self._deliver(reporter, event)
+                self._deliver(reporter, message)
         else:
             self._on_interrupt(message)
 
@@ -212,7 +204,7 @@ class Scheduler:
         if not self._output_reporters:
             return None  # nobody listens: spare the workers the queue traffic
         inbox, now = self._inbox, self.now
-        return lambda lines: inbox.put(_Output(step_id, lines, now()))
+        return lambda lines: inbox.put(StepOutput(step_id, lines, now()))
 
     def _work(self, context: StepContext) -> None:
         """Runs in a worker thread: execute the step, post how it ended."""
