@@ -17,17 +17,18 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 from conftest import all_gone
 
-from wfrun.executors import process
+from wfrun.executors import local_runner, step_output
 from wfrun.executors.base import CancelToken, StepContext
+from wfrun.executors.local_runner import LocalProcessRunner
 from wfrun.executors.process import (
     ProcessResult,
     ProcessSpec,
     StartErrorKind,
     describe_timeout,
     process_status,
-    run_process,
     signal_name,
 )
+from wfrun.executors.step_output import StepRun, run_step_process
 from wfrun.model import ScriptConfig, Step, StepType, Workflow
 from wfrun.results import StepStatus
 
@@ -74,9 +75,20 @@ def run(
     stdin: bytes | None = None,
     timeout: float | None = None,
     capture_stdout: bool = False,
-) -> ProcessResult:
-    spec = ProcessSpec(argv, tmp_path, dict(os.environ), stdin, timeout, capture_stdout)
-    return run_process(spec, context or make_context(tmp_path))
+) -> StepRun:
+    context = context or make_context(tmp_path)
+    spec = ProcessSpec(
+        argv, tmp_path, dict(os.environ), stdin, timeout, capture_stdout, context.grace_period
+    )
+    return run_process(spec, context)
+
+
+def run_process(spec: ProcessSpec, context: StepContext) -> StepRun:
+    runner = LocalProcessRunner()
+    try:
+        return run_step_process(runner, spec, context)
+    finally:
+        runner.close()
 
 
 def read_pid(path: Path, timeout: float = 3.0) -> int:
@@ -122,13 +134,13 @@ def test_tail_keeps_the_last_50_lines(tmp_path: Path) -> None:
 
 def test_tail_is_bounded_in_bytes(tmp_path: Path) -> None:
     result = run(py("for i in range(50): print(str(i) * 10000)"), tmp_path)
-    assert len(result.output_tail) <= process.TAIL_BYTES + process.TAIL_LINES
+    assert len(result.output_tail) <= step_output.TAIL_BYTES + step_output.TAIL_LINES
     assert result.output_tail.splitlines()[-1] == "49" * 10000
 
 
 def test_endless_line_is_broken_up(tmp_path: Path) -> None:
     result = run(py("import sys; sys.stdout.write('x' * 1_000_000)"), tmp_path)
-    assert len(result.output_tail) <= process.TAIL_BYTES + process.TAIL_LINES
+    assert len(result.output_tail) <= step_output.TAIL_BYTES + step_output.TAIL_LINES
     assert (tmp_path / "step.log").stat().st_size == 1_000_000
 
 
@@ -224,7 +236,7 @@ def test_capture_stdout_keeps_stdout_apart(tmp_path: Path) -> None:
 
 
 def test_capture_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(process, "CAPTURE_LIMIT", 1000)
+    monkeypatch.setattr(step_output, "CAPTURE_LIMIT", 1000)
     result = run(py("print('y' * 5000)"), tmp_path, capture_stdout=True)
     assert result.stdout == b"y" * 1000 and result.stdout_truncated
 
@@ -249,7 +261,7 @@ def test_escaped_grandchild_does_not_hang(tmp_path: Path, stray_pids: list[int])
     started = time.monotonic()
     result = run(py(code), tmp_path)
     stray_pids.append(read_pid(tmp_path / "escaped.pid"))
-    assert time.monotonic() - started < process.DRAIN_LIMIT + 3
+    assert time.monotonic() - started < local_runner.DRAIN_LIMIT + 3
     assert result.returncode == 0 and result.output_tail == "bye"
 
 

@@ -6,6 +6,7 @@ from builders import plan_of, result, step
 
 from wfrun.results import StepStatus
 from wfrun.stats import parallel_stats, peak
+from wfrun.waits import WaitKind, WaitReason
 
 
 def test_peak_counts_an_end_before_a_start_at_the_same_instant() -> None:
@@ -30,7 +31,7 @@ def test_statistics_of_a_run() -> None:
             0.5,
             1.0,
             ready_time=0.0,
-            wait_reason="pool cpu 2/2 held by a, x",
+            wait=WaitReason(WaitKind.POOL, "cpu", 2, 2, ("a", "x")),
         ),
         "c": result(plan, "c", StepStatus.SUCCEEDED, 1.0, 3.0, ready_time=1.0),
         "never": result(plan, "never", StepStatus.SKIPPED, None, None),

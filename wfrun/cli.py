@@ -35,6 +35,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILED = 1  # run failed or timed out; validate: some file invalid
     INVALID = 2  # invalid workflow, unreadable file, bad usage
+    HANGUP = 129  # SIGHUP (the terminal was closed)
     INTERRUPTED = 130  # SIGINT (Ctrl-C)
     TERMINATED = 143  # SIGTERM
 
@@ -445,6 +446,8 @@ def _write_extra_reports(result: RunResult, report: Path | None, junit: Path | N
 def _run_exit_code(result: RunResult, interrupted_by: int | None) -> ExitCode:
     if interrupted_by == signal.SIGTERM:
         return ExitCode.TERMINATED
+    if interrupted_by == signal.SIGHUP:
+        return ExitCode.HANGUP
     if interrupted_by is not None:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if result.success else ExitCode.FAILED

@@ -22,10 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wfrun.events import WaitKind, WaitReason
 from wfrun.model import Requirement, Step
 from wfrun.planner import Plan
 from wfrun.results import StepStatus
+from wfrun.waits import WaitKind, WaitReason
 
 
 class Completion(enum.Enum):
@@ -62,6 +62,7 @@ class _ReadyClass:
     requirement: Requirement
     heap: list[tuple[tuple[float, int], str]] = field(default_factory=list)
     reason: WaitReason | None = None
+    reason_scan: int = 0  # the scan that last held the class back with `reason`
     announced: WaitReason | None = None  # the reason the scheduler was last told about
     unannounced: list[str] = field(default_factory=list)  # joined since the last announcement
 
@@ -94,6 +95,9 @@ class Dispatcher:
         self._use: Counter[str] = Counter()
         self._holders: dict[str, dict[str, None]] = {p: {} for p in self._capacity}
         self._done: set[str] = set()  # finished or never to start
+        self._scan = 0  # scans of `startable` so far
+        self._joined: dict[str, int] = {}  # ready step -> scans done when it became ready
+        self._waited: dict[str, WaitReason] = {}  # why each step last waited, fixed at its start
         self._stop_reason: str | None = None
         self._stop_status = StepStatus.SKIPPED
         self._initial_ready = self._pull_ready()
@@ -132,12 +136,22 @@ class Dispatcher:
             return WaitReason(WaitKind.DEPENDENCY, held_by=tuple(pending))
         return self._classes[req].reason
 
+    def waited_for(self, step_id: str) -> WaitReason | None:
+        """Why the step last waited before it started (or, for a step that never started, until
+        the run gave up on it); None when it never waited once ready.
+
+        Decided when the step leaves the ready set, from the reason that held it back in a scan
+        it took part in, so it speaks of this step and of the holders at that moment.
+        """
+        return self._waited.get(step_id)
+
     # ---- the state machine ---------------------------------------------------------------------
 
     def startable(self) -> list[str]:
         """Take the resources of every ready step that may start now, in priority order."""
         if self.stopping:
             return []
+        self._scan += 1
         started: list[str] = []
         heads = self._class_heads()
         short: set[str] = set()  # pools a higher-priority step waits for: no overtaking there
@@ -155,7 +169,7 @@ class Dispatcher:
                 if self._peek(cls) is not None:
                     heapq.heappush(heads, (cls.heap[0][0], req))
                 continue
-            cls.reason = reason
+            self._hold(cls, reason)
             if reason.kind is WaitKind.RUNS_ALONE:
                 # Reserve: nothing lower in priority starts, so the running steps drain and the
                 # limited step gets its turn instead of starving behind a stream of small ones.
@@ -192,8 +206,11 @@ class Dispatcher:
             changes.extend((sid, cls.reason) for sid in members)
         return changes
 
-    def finish(self, step_id: str, completion: Completion) -> FinishEffects:
-        """Give back what the step held and work out what follows from how it ended."""
+    def finish(
+        self, step_id: str, completion: Completion, *, timed_out: bool = False
+    ) -> FinishEffects:
+        """Give back what the step held and work out what follows from how it ended
+        (`timed_out`: a fatal failure that was its own timeout, for the wording)."""
         step = self._running.pop(step_id)
         self._release(step)
         self._done.add(step_id)
@@ -204,13 +221,17 @@ class Dispatcher:
             return effects
         if completion is Completion.CANCELLED and self._stop_status is StepStatus.CANCELLED:
             return effects  # the whole run is being cancelled: `abandon` says so for the rest
-        failed_how = "was cancelled" if completion is Completion.CANCELLED else "failed"
+        failed_how = (
+            "was cancelled"
+            if completion is Completion.CANCELLED
+            else ("timed out" if timed_out else "failed")
+        )
         effects.skipped = self._skip_dependents(step_id, f"dependency '{step_id}' {failed_how}")
         if completion is Completion.FATAL_FAILURE:
             if not step.parallel.isolate_errors:
                 self._fail_group(step, effects)
             if not self._keep_going:
-                self.stop(f"not started: '{step_id}' failed and stopped the run")
+                self.stop(f"not started: '{step_id}' {failed_how} and stopped the run")
         return effects
 
     def stop(self, reason: str, status: StepStatus = StepStatus.SKIPPED) -> None:
@@ -222,6 +243,8 @@ class Dispatcher:
         """Every step that never started, once the run is over: skipped or cancelled."""
         reason = self._stop_reason or "not started"
         left = [s for s in self._steps if s not in self._done and s not in self._running]
+        for sid in left:
+            self._remove_ready(sid)
         self._done.update(left)
         return [Skip(sid, self._stop_status, reason) for sid in left]
 
@@ -247,6 +270,7 @@ class Dispatcher:
         heapq.heappush(cls.heap, (self._priority(step), step.id))
         cls.unannounced.append(step.id)
         self._class_of[step.id] = req
+        self._joined[step.id] = self._scan
 
     def _peek(self, cls: _ReadyClass) -> str | None:
         while cls.heap and cls.heap[0][1] in self._removed:
@@ -263,9 +287,12 @@ class Dispatcher:
         heapq.heapify(heads)
         return heads
 
+    def _hold(self, cls: _ReadyClass, reason: WaitReason) -> None:
+        cls.reason, cls.reason_scan = reason, self._scan
+
     def _mark_rest(self, heads: Iterable[tuple[object, Requirement]], reason: WaitReason) -> None:
         for _, req in heads:
-            self._classes[req].reason = reason
+            self._hold(self._classes[req], reason)
 
     def _mark_capped(self, heads: Iterable[tuple[object, Requirement]], short: set[str]) -> None:
         """The global cap stopped the scan; a class whose pool is full anyway keeps saying so.
@@ -277,8 +304,7 @@ class Dispatcher:
         for _, req in heads:
             cls = self._classes[req]
             step = self._steps[cls.heap[0][1]]
-            pool_reason = self._pool_blocker(step, short)
-            cls.reason = pool_reason or capped
+            self._hold(cls, self._pool_blocker(step, short) or capped)
 
     def _blocker(self, step: Step, short: set[str]) -> WaitReason | None:
         """Why `step` cannot start now, or None when it can."""
@@ -320,7 +346,7 @@ class Dispatcher:
 
     def _start(self, step_id: str, cls: _ReadyClass) -> None:
         heapq.heappop(cls.heap)
-        del self._class_of[step_id]
+        self._leave_ready(step_id)
         step = self._steps[step_id]
         self._running[step_id] = step
         limit = step.parallel.effective_max_concurrency
@@ -341,9 +367,17 @@ class Dispatcher:
             del self._holders[pool][step.id]
 
     def _remove_ready(self, step_id: str) -> None:
-        req = self._class_of.pop(step_id, None)
-        if req is not None:
+        if step_id in self._class_of:
+            self._leave_ready(step_id)
             self._removed.add(step_id)
+
+    def _leave_ready(self, step_id: str) -> None:
+        """Fix why the step waited: its class's reason, if a scan held the class back while the
+        step was in it (a reason set before the step joined is about other steps)."""
+        cls = self._classes[self._class_of.pop(step_id)]
+        joined = self._joined.pop(step_id)
+        if cls.reason is not None and cls.reason_scan > joined:
+            self._waited[step_id] = cls.reason
 
     def _skip_dependents(self, step_id: str, reason: str) -> list[Skip]:
         skipped: list[Skip] = []

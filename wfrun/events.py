@@ -1,59 +1,23 @@
 """Facts the scheduler reports while a run goes on. Reporters fold them; the core never prints.
 
-Every event carries `at`: seconds since the run started, from the scheduler's injected clock.
-All events are delivered to reporters from one thread (the scheduler's loop), in order.
+Every event carries `at`: seconds since the run started, from the scheduler's injected clock; the
+`at` of successive events never decreases. All events are delivered to reporters from one thread,
+in order: not the scheduler's loop, but a delivery thread of its own (`wfrun.delivery`), so that no
+display, however slow, can hold up a step's end, a timeout or Ctrl-C.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from wfrun.results import RunResult, StepResult
+from wfrun.waits import WaitKind, WaitReason
 
 if TYPE_CHECKING:
     from wfrun.model import Workflow
     from wfrun.planner import Plan
-
-
-class WaitKind(enum.Enum):
-    DEPENDENCY = "dependency"  # a dependency has not finished
-    GLOBAL_CAP = "global_cap"  # the run's concurrency cap is reached
-    RUNS_ALONE = "runs_alone"  # this step, or a running one, tolerates too few steps at once
-    POOL = "pool"  # a pool it needs has too few free units
-    STOPPING = "stopping"  # the run is stopping after a failure, timeout or interrupt
-
-
-@dataclass(frozen=True, slots=True)
-class WaitReason:
-    """Why a step that could otherwise start does not start yet."""
-
-    kind: WaitKind
-    pool: str | None = None
-    in_use: int = 0
-    capacity: int = 0
-    held_by: tuple[str, ...] = ()  # the steps holding the pool, or the steps it needs
-    limit_step: str | None = None  # RUNS_ALONE: the other step whose limit applies (None: own)
-
-    def __str__(self) -> str:
-        if self.kind is WaitKind.DEPENDENCY:
-            return "needs " + ", ".join(self.held_by)
-        if self.kind is WaitKind.GLOBAL_CAP:
-            return f"global cap {self.in_use}/{self.capacity}"
-        if self.kind is WaitKind.POOL:
-            held = f" held by {', '.join(self.held_by)}" if self.held_by else ""
-            return f"pool {self.pool} {self.in_use}/{self.capacity}{held}"
-        if self.kind is WaitKind.RUNS_ALONE:
-            if self.limit_step is None:
-                if self.capacity <= 1:
-                    return "runs alone"
-                return f"runs with at most {self.capacity} steps ({self.in_use} running)"
-            if self.capacity <= 1:
-                return f"{self.limit_step} runs alone"
-            return f"{self.limit_step} allows at most {self.capacity} running"
-        return "run is stopping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +63,17 @@ class StepStarted:
 
 @dataclass(frozen=True, slots=True)
 class StepOutput:
-    """Complete lines a running step printed (stdout and stderr combined), in one chunk."""
+    """Complete lines a running step printed (stdout and stderr combined), in one chunk.
+
+    Output is coalesced for displays: a chunk holds the lines printed since the last one, at most
+    a bounded number of them, each cut to a bounded length. `dropped` counts the lines printed in
+    between that no display will see (every byte is still in the step's log).
+    """
 
     step_id: str
     lines: tuple[str, ...]
     at: float
+    dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +86,49 @@ class StepFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class RunStopping:
+    """The run was told to stop (Ctrl-C, SIGTERM, SIGHUP, its deadline): nothing new starts, and
+    the running steps get SIGTERM, then SIGKILL after `grace_period` (at once when `forced`)."""
+
+    reason: str
+    running: tuple[str, ...]
+    grace_period: float
+    forced: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished:
     result: RunResult
     at: float
     notes: tuple[str, ...] = field(default=())
 
 
-Event = RunStarted | StepReady | StepWaiting | StepStarted | StepOutput | StepFinished | RunFinished
+Event = (
+    RunStarted
+    | StepReady
+    | StepWaiting
+    | StepStarted
+    | StepOutput
+    | StepFinished
+    | RunStopping
+    | RunFinished
+)
+
+__all__ = [
+    "Event",
+    "Reporter",
+    "RunFinished",
+    "RunStarted",
+    "RunStopping",
+    "StepFinished",
+    "StepOutput",
+    "StepReady",
+    "StepStarted",
+    "StepWaiting",
+    "WaitKind",
+    "WaitReason",
+]
 
 
 class Reporter(Protocol):

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfrun.waits import WaitKind, WaitReason
+
 REPORT_SCHEMA_VERSION = 1
 
 
@@ -41,6 +43,7 @@ class StepOutcome:
     output_tail: str = ""  # the last lines (up to 50) of combined stdout+stderr
     output: Any = None  # an agent step's reply; None for script steps
     command: str | None = None  # what was run, for failure digests
+    where: str | None = None  # where it ran, when not on this machine
 
     @property
     def succeeded(self) -> bool:
@@ -63,13 +66,25 @@ class StepResult:
     ready_time: float | None = None
     start_time: float | None = None
     end_time: float | None = None
-    wait_reason: str | None = None  # the last reason it waited before starting
+    wait_reason: str | None = None  # the last reason it waited before starting, as shown
     exit_code: int | None = None
     signal: int | None = None
     log_file: str | None = None
     output_tail: str = ""
     output: Any = None
     command: str | None = None
+    wait: WaitReason | None = None  # the same reason, as the dispatcher decided it
+
+    def __post_init__(self) -> None:
+        if self.wait is not None and self.wait_reason is None:
+            self.wait_reason = str(self.wait)
+
+    @property
+    def waited_on_pool(self) -> str | None:
+        """The pool it last waited for, if that is why it waited."""
+        if self.wait is not None and self.wait.kind is WaitKind.POOL:
+            return self.wait.pool
+        return None
 
     @property
     def success(self) -> bool:

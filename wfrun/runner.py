@@ -19,6 +19,8 @@ from wfrun.planner import Plan, make_plan
 from wfrun.results import RunResult, RunStatus
 from wfrun.scheduler import RunSettings, Scheduler
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def new_run_id(now: datetime | None = None) -> str:
     """`20261126-231501-3f2a`: sortable by time, unique enough for runs started the same second."""
@@ -95,7 +97,8 @@ class WorkflowRunner:
 
     @contextlib.contextmanager
     def _signals(self, scheduler: Scheduler) -> Iterator[None]:
-        """Ctrl-C and SIGTERM cancel the run (a second one kills at once) instead of raising."""
+        """Ctrl-C, SIGTERM and SIGHUP (a closed terminal) cancel the run (a second one kills at
+        once) instead of raising; the report is written either way."""
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -104,7 +107,7 @@ class WorkflowRunner:
             self.interrupted_by = self.interrupted_by or signum
             scheduler.interrupt(RunStatus.CANCELLED)
 
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
         try:
             yield
         finally:

@@ -1,8 +1,11 @@
 """The loop that drives the dispatcher: starts steps on a thread pool, collects their ends,
 enforces the workflow deadline, handles interrupts, and reports every fact as an event.
 
-Workers never touch scheduling state: they run one step and post its outcome on a queue that only
-the loop's thread reads, so the dispatcher and the reporters need no locks.
+Workers never touch scheduling state: they run one step and post its outcome on the loop's inbox,
+which carries control only (step ends and interrupts), so the dispatcher needs no locks and
+nothing a step prints can delay a decision. Output goes to a bounded per-step buffer and events
+to a delivery thread (`wfrun.delivery`); the loop never waits on a display. The workflow deadline
+is a clock check in every turn of the loop.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from wfrun.delivery import EventDelivery
 from wfrun.dispatch import Completion, Dispatcher, Skip
 from wfrun.durations import format_duration
 from wfrun.events import (
@@ -22,14 +26,19 @@ from wfrun.events import (
     Reporter,
     RunFinished,
     RunStarted,
+    RunStopping,
     StepFinished,
-    StepOutput,
     StepReady,
     StepStarted,
     StepWaiting,
 )
-from wfrun.executors.base import DEFAULT_GRACE_PERIOD, CancelToken, Executor, StepContext
-from wfrun.model import Requirement
+from wfrun.executors.base import (
+    DEFAULT_GRACE_PERIOD,
+    CancelToken,
+    Executor,
+    StepContext,
+    close_executor,
+)
 from wfrun.planner import Plan
 from wfrun.results import RunResult, RunStatus, StepOutcome, StepResult, StepStatus
 from wfrun.stats import parallel_stats
@@ -75,25 +84,25 @@ class Scheduler:
     ) -> None:
         self._plan = plan
         self._executor = executor
-        self._reporters = list(reporters)
-        self._output_reporters = [r for r in reporters if getattr(r, "wants_output", False)]
         self._settings = settings
         self._clock = clock
         self._t0 = 0.0
-        self._inbox: queue.SimpleQueue[_Done | StepOutput | _Interrupt] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Done | _Interrupt] = queue.SimpleQueue()
+        self._delivery = EventDelivery(reporters, self.now)
         self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going)
         self._tokens: dict[str, CancelToken] = {}
         self._results: dict[str, StepResult] = {}
         self._ready_at: dict[str, float] = {}
-        # Why steps waited, by requirement class: one event speaks for every step of a class.
-        self._class_waited: dict[Requirement, str] = {}
-        self._has_waited: set[str] = set()
         self._started_at: dict[str, float] = {}
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
         self._interrupts = 0
-        self.reporter_errors: list[str] = []  # reporters dropped because they raised
         self._run_dir_text = None if settings.run_dir is None else str(settings.run_dir)
+
+    @property
+    def reporter_errors(self) -> list[str]:
+        """Reporters dropped because they raised (a closed pipe is not one)."""
+        return self._delivery.errors
 
     # ---- public --------------------------------------------------------------------------------
 
@@ -108,6 +117,7 @@ class Scheduler:
 
     def run(self) -> RunResult:
         self._t0 = self._clock()
+        self._delivery.start()
         run_dir = self._settings.run_dir
         if run_dir is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,14 +136,19 @@ class Scheduler:
             self._mark_ready(self._dispatcher.initial_ready(), 0.0)
             self._loop(pool)
         finally:
-            # Whatever happened (a reporter raising, KeyboardInterrupt), no step outlives the run.
+            # Whatever happened (KeyboardInterrupt, a bug), no step outlives the run.
             for token in self._tokens.values():
                 token.cancel("run aborted", force=True)
             pool.shutdown(wait=True)
-        for skip in self._dispatcher.abandon():
-            self._finish_unstarted(skip)
-        result = self._result()
-        self._emit(RunFinished(result, result.execution_time_s))
+            close_executor(self._executor)
+            for message in _drain(self._inbox):  # ends posted after the loop stopped
+                if isinstance(message, _Done) and message.step_id in self._tokens:
+                    self._complete(message)
+            for skip in self._dispatcher.abandon():
+                self._finish_unstarted(skip)
+            result = self._result()
+            self._emit(RunFinished(result, result.execution_time_s))
+            self._delivery.close()
         return result
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -142,35 +157,29 @@ class Scheduler:
         timeout = self._plan.workflow.timeout
         deadline = None if timeout is None else self._t0 + timeout
         while self._dispatcher.is_active():
+            if deadline is not None and self._clock() >= deadline:
+                self._expire(timeout or 0.0)
+                deadline = None
             for step_id in self._dispatcher.startable():
                 self._start(pool, step_id)
+            now = self.now()
             for step_id, reason in self._dispatcher.take_wait_changes():
-                self._has_waited.add(step_id)
-                self._class_waited[self._plan.step(step_id).parallel.requirement] = str(reason)
-                self._emit(StepWaiting(step_id, reason, self.now()))
+                self._emit(StepWaiting(step_id, reason, now))
             if not self._dispatcher.is_active():
                 break
             wait = None if deadline is None else max(0.0, deadline - self._clock())
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
-                self._expire(timeout or 0.0)
-                deadline = None
-                continue
+                continue  # the deadline: checked at the top of the loop
             self._handle(message)
             # Take everything already waiting before planning again: one scan per batch.
-            while True:
-                try:
-                    self._handle(self._inbox.get_nowait())
-                except queue.Empty:
-                    break
+            for message in _drain(self._inbox):
+                self._handle(message)
 
-    def _handle(self, message: _Done | StepOutput | _Interrupt) -> None:
+    def _handle(self, message: _Done | _Interrupt) -> None:
         if isinstance(message, _Done):
             self._complete(message)
-        elif isinstance(message, StepOutput):
-            for reporter in list(self._output_reporters):
-                self._deliver(reporter, message)
         else:
             self._on_interrupt(message)
 
@@ -185,7 +194,7 @@ class Scheduler:
             env=self._settings.env,
             cancel=token,
             log_path=log_path,
-            on_output=self._output_sink(step_id),
+            on_output=self._delivery.output_for(step_id),
             grace_period=self._settings.grace_period,
         )
         at = self._started_at[step_id] = self.now()
@@ -200,19 +209,19 @@ class Scheduler:
         )
         pool.submit(self._work, context)
 
-    def _output_sink(self, step_id: str) -> Callable[[tuple[str, ...]], None] | None:
-        if not self._output_reporters:
-            return None  # nobody listens: spare the workers the queue traffic
-        inbox, now = self._inbox, self.now
-        return lambda lines: inbox.put(StepOutput(step_id, lines, now()))
-
     def _work(self, context: StepContext) -> None:
-        """Runs in a worker thread: execute the step, post how it ended."""
+        """Runs in a worker thread: execute the step, post how it ended. The post is in a
+        `finally`: whatever the executor raises (SystemExit included), the loop hears of the
+        end, the step gives its units back, and the run cannot hang on a lost wake-up."""
+        outcome = StepOutcome(StepStatus.FAILED, reason="internal error: the executor vanished")
         try:
             outcome = self._executor.execute(context)
-        except Exception as exc:  # an executor bug must not hang the run
+        except BaseException as exc:  # an executor bug must not hang the run
             outcome = StepOutcome(StepStatus.FAILED, reason=f"internal error: {exc!r}")
-        self._inbox.put(_Done(context.step.id, outcome, self.now()))
+            if not isinstance(exc, Exception | SystemExit):
+                raise  # KeyboardInterrupt and the like are not ours to swallow
+        finally:
+            self._inbox.put(_Done(context.step.id, outcome, self.now()))
 
     def _complete(self, done: _Done) -> None:
         step = self._plan.step(done.step_id)
@@ -224,8 +233,15 @@ class Scheduler:
             outcome = _with_status(outcome, token.status, token.reason)
         allowed = outcome.status in FAILED_STATUSES and step.continue_on_error
         self._results[step.id] = self._step_result(step.id, outcome, done.at, allowed)
-        effects = self._dispatcher.finish(step.id, _completion(outcome.status, allowed))
-        self._emit(StepFinished(step.id, self._results[step.id], done.at))
+        # A step the run itself stopped (deadline, interrupt) did not fail on its own: its
+        # dependents are cancelled with the run, not skipped as if it had failed.
+        stopped_by_run = token.cancelled and self._status is not None
+        completion = Completion.CANCELLED if stopped_by_run else _completion(outcome, allowed)
+        effects = self._dispatcher.finish(
+            step.id, completion, timed_out=outcome.status is StepStatus.TIMED_OUT
+        )
+        self._delivery.end_output(step.id)
+        self._emit(StepFinished(step.id, self._results[step.id], self.now()))
         for cancel in effects.cancel:
             self._tokens[cancel.step_id].cancel(cancel.reason, cancel.status)
         for skip in effects.skipped:
@@ -240,8 +256,10 @@ class Scheduler:
     def _expire(self, timeout: float) -> None:
         """The workflow's deadline passed: stop everything, like a timeout of each step."""
         reason = f"workflow timed out after {format_duration(timeout)}"
-        self._status, self._error = RunStatus.TIMED_OUT, reason
-        self._dispatcher.stop(reason, StepStatus.CANCELLED)
+        if self._status is None:
+            self._status, self._error = RunStatus.TIMED_OUT, reason
+        self._dispatcher.stop(f"not started: {reason}", StepStatus.CANCELLED)
+        self._announce_stop(reason, forced=False)
         for token in self._tokens.values():
             token.cancel(reason, StepStatus.TIMED_OUT)
 
@@ -252,8 +270,14 @@ class Scheduler:
         if self._status is None:
             self._status, self._error = message.status, "interrupted"
         self._dispatcher.stop("not started: run interrupted", StepStatus.CANCELLED)
+        self._announce_stop(reason, forced=force)
         for token in self._tokens.values():
             token.cancel(reason, StepStatus.CANCELLED, force=force)
+
+    def _announce_stop(self, reason: str, forced: bool) -> None:
+        running = tuple(self._tokens)
+        grace = self._settings.grace_period
+        self._emit(RunStopping(reason, running, grace, forced, self.now()))
 
     # ---- results -------------------------------------------------------------------------------
 
@@ -268,8 +292,8 @@ class Scheduler:
             allowed_failure=allowed,
             ready_time=self._ready_at.get(step_id),
             start_time=self._started_at[step_id],
-            end_time=end,
-            wait_reason=self._last_wait(step_id),
+            end_time=max(end, self._started_at[step_id]),
+            wait=self._dispatcher.waited_for(step_id),
             exit_code=outcome.exit_code,
             signal=outcome.signal,
             log_file=self._existing_log(step_id),
@@ -285,7 +309,7 @@ class Scheduler:
             parallel_group=self._plan.group_of[skip.step_id],
             reason=skip.reason,
             ready_time=self._ready_at.get(skip.step_id),
-            wait_reason=self._last_wait(skip.step_id),
+            wait=self._dispatcher.waited_for(skip.step_id),
         )
         self._results[skip.step_id] = result
         self._emit(StepFinished(skip.step_id, result, self.now()))
@@ -318,12 +342,6 @@ class Scheduler:
             started_at=self._settings.started_at,
         )
 
-    def _last_wait(self, step_id: str) -> str | None:
-        """The last reason the step waited for, if it ever waited: its class's latest reason."""
-        if step_id not in self._has_waited:
-            return None
-        return self._class_waited.get(self._plan.step(step_id).parallel.requirement)
-
     def _log_path(self, step_id: str) -> Path | None:
         run_dir = self._settings.run_dir
         return None if run_dir is None else run_dir / f"{step_id}.log"
@@ -337,22 +355,21 @@ class Scheduler:
         return path if os.path.exists(path) else None
 
     def _emit(self, event: Event) -> None:
-        for reporter in list(self._reporters):
-            self._deliver(reporter, event)
+        self._delivery.post(event)
 
-    def _deliver(self, reporter: Reporter, event: Event) -> None:
-        """A display that breaks (a closed pipe, a bug) is dropped; the run and its report go on."""
+
+def _drain(inbox: queue.SimpleQueue[_Done | _Interrupt]) -> list[_Done | _Interrupt]:
+    """Everything already waiting in the inbox, without blocking."""
+    messages: list[_Done | _Interrupt] = []
+    while True:
         try:
-            reporter.handle(event)
-        except (Exception, SystemExit) as exc:  # rich exits on a closed stdout; we do not
-            self._reporters.remove(reporter)
-            if reporter in self._output_reporters:
-                self._output_reporters.remove(reporter)
-            if not isinstance(exc, SystemExit):  # a closed pipe is the reader's choice
-                self.reporter_errors.append(f"{type(reporter).__name__} stopped: {exc!r}")
+            messages.append(inbox.get_nowait())
+        except queue.Empty:
+            return messages
 
 
-def _completion(status: StepStatus, allowed: bool) -> Completion:
+def _completion(outcome: StepOutcome, allowed: bool) -> Completion:
+    status = outcome.status
     if status is StepStatus.SUCCEEDED:
         return Completion.SUCCEEDED
     if allowed:

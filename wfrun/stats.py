@@ -73,11 +73,7 @@ def _pool_stats(
     ]
     used = [(r.start_time or 0.0, r.end_time or 0.0, units) for r, units in holders if r.duration]
     busy = sum((end - start) * units for start, end, units in used)
-    waited = sum(
-        r.wait_time or 0.0
-        for r, _ in holders
-        if r.wait_reason is not None and r.wait_reason.startswith(f"pool {pool} ")
-    )
+    waited = sum(r.wait_time or 0.0 for r, _ in holders if r.waited_on_pool == pool)
     return PoolStats(
         capacity=capacity,
         peak=peak(used),

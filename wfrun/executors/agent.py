@@ -11,13 +11,8 @@ from typing import Any
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import step_environment, working_directory
-from wfrun.executors.process import (
-    ProcessResult,
-    ProcessSpec,
-    outcome_of,
-    process_status,
-    run_process,
-)
+from wfrun.executors.process import ProcessRunner, ProcessSpec, process_status
+from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
 from wfrun.model import Agent, AgentConfig, PromptMode
 from wfrun.model import OutputFormat as Format
 from wfrun.results import StepOutcome, StepStatus
@@ -46,15 +41,26 @@ class AgentCall:
 
 
 class AgentExecutor:
-    """Runs an agent step's program; its stdout is the reply, stderr goes to the log only."""
+    """Runs an agent step's program with its runner; its stdout is the reply, stderr goes to
+    the log only."""
+
+    def __init__(self, runner: ProcessRunner | None = None) -> None:
+        if runner is None:
+            from wfrun.executors.local_runner import LocalProcessRunner
+
+            runner = LocalProcessRunner()
+        self.runner = runner
 
     def execute(self, context: StepContext) -> StepOutcome:
         try:
             call = agent_call(context)
         except AgentError as exc:
             return StepOutcome(StepStatus.FAILED, reason=str(exc))
-        result = run_process(agent_spec(context, call), context)
-        return agent_outcome(result, context, call)
+        run = run_step_process(self.runner, agent_spec(context, call), context)
+        return agent_outcome(run, context, call)
+
+    def close(self) -> None:
+        self.runner.close()
 
 
 def agent_call(context: StepContext) -> AgentCall:
@@ -107,6 +113,7 @@ def agent_spec(context: StepContext, call: AgentCall) -> ProcessSpec:
         stdin=stdin,
         timeout=call.timeout,
         capture_stdout=True,
+        grace_period=context.grace_period,
     )
 
 
@@ -118,8 +125,8 @@ def parameter_env(call: AgentCall) -> dict[str, str]:
     return env
 
 
-def agent_outcome(result: ProcessResult, context: StepContext, call: AgentCall) -> StepOutcome:
-    status, reason = process_status(result, context.cancel, call.timeout)
+def agent_outcome(result: StepRun, context: StepContext, call: AgentCall) -> StepOutcome:
+    status, reason = process_status(result.process, context.cancel, call.timeout)
     reply: Any = None
     if status is StepStatus.SUCCEEDED:
         try:
@@ -129,7 +136,7 @@ def agent_outcome(result: ProcessResult, context: StepContext, call: AgentCall) 
     return outcome_of(result, status, reason, call.command, reply)
 
 
-def parse_reply(result: ProcessResult, agent: Agent) -> Any:
+def parse_reply(result: StepRun, agent: Agent) -> Any:
     """TEXT: stdout without its trailing newline. JSON: the document, or its `result` key."""
     if agent.output is Format.TEXT:
         return result.stdout.decode("utf-8", "replace").rstrip("\r\n")

@@ -77,6 +77,17 @@ class StepContext:
 
 
 class Executor(Protocol):
-    """Runs one step to its end and reports how it went; never raises for a failing step."""
+    """Runs one step to its end and reports how it went; never raises for a failing step.
+
+    An executor may also have `close()`, called once when the run is over (after every step
+    ended, also after an error): the place to end whatever it still supervises.
+    """
 
     def execute(self, context: StepContext) -> StepOutcome: ...
+
+
+def close_executor(executor: object) -> None:
+    """Call the executor's `close()`, if it has one."""
+    close = getattr(executor, "close", None)
+    if close is not None:
+        close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wfrun.executors.agent import AgentExecutor
-from wfrun.executors.base import Executor, StepContext
+from wfrun.executors.base import Executor, StepContext, close_executor
+from wfrun.executors.process import ProcessRunner
 from wfrun.executors.script import ScriptExecutor
 from wfrun.model import StepType
 from wfrun.results import StepOutcome, StepStatus
@@ -24,7 +25,18 @@ class TypedExecutor:
             return StepOutcome(StepStatus.FAILED, reason=reason)
         return executor.execute(context)
 
+    def close(self) -> None:
+        for executor in self.executors.values():
+            close_executor(executor)
 
-def default_executor() -> TypedExecutor:
-    """Script steps to ScriptExecutor, agent steps to AgentExecutor."""
-    return TypedExecutor({StepType.SCRIPT: ScriptExecutor(), StepType.AGENT: AgentExecutor()})
+
+def default_executor(runner: ProcessRunner | None = None) -> TypedExecutor:
+    """Script steps to ScriptExecutor, agent steps to AgentExecutor, both with one runner
+    (a LocalProcessRunner unless another is given)."""
+    if runner is None:
+        from wfrun.executors.local_runner import LocalProcessRunner
+
+        runner = LocalProcessRunner()
+    return TypedExecutor(
+        {StepType.SCRIPT: ScriptExecutor(runner), StepType.AGENT: AgentExecutor(runner)}
+    )

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import step_environment, working_directory
-from wfrun.executors.process import (
-    ProcessResult,
-    ProcessSpec,
-    StartErrorKind,
-    outcome_of,
-    process_status,
-    run_process,
-)
+from wfrun.executors.process import ProcessRunner, ProcessSpec, StartErrorKind, process_status
+from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
 from wfrun.model import ScriptConfig
 from wfrun.results import StepOutcome, StepStatus
 
@@ -19,14 +13,25 @@ SHELL_HINT = "it contains a space: to run it through a shell, set shell: true"
 
 
 class ScriptExecutor:
-    """Runs a script step's process and turns how it ended into a StepOutcome."""
+    """Runs a script step's process with its runner (here or elsewhere) and turns how it ended
+    into a StepOutcome."""
+
+    def __init__(self, runner: ProcessRunner | None = None) -> None:
+        if runner is None:
+            from wfrun.executors.local_runner import LocalProcessRunner
+
+            runner = LocalProcessRunner()
+        self.runner = runner
 
     def execute(self, context: StepContext) -> StepOutcome:
         config = context.step.config
         if not isinstance(config, ScriptConfig):
             return StepOutcome(StepStatus.FAILED, reason="a script step needs a script config")
-        result = run_process(script_spec(context, config), context)
-        return script_outcome(result, context, config)
+        run = run_step_process(self.runner, script_spec(context, config), context)
+        return script_outcome(run, context, config)
+
+    def close(self) -> None:
+        self.runner.close()
 
 
 def script_spec(context: StepContext, config: ScriptConfig) -> ProcessSpec:
@@ -35,19 +40,18 @@ def script_spec(context: StepContext, config: ScriptConfig) -> ProcessSpec:
         cwd=working_directory(context, config),
         env=step_environment(context, config.env),
         timeout=config.timeout,
+        grace_period=context.grace_period,
     )
 
 
-def script_outcome(
-    result: ProcessResult, context: StepContext, config: ScriptConfig
-) -> StepOutcome:
-    status, reason = process_status(result, context.cancel, config.timeout)
-    if status is StepStatus.FAILED and _needs_shell_hint(result, config):
+def script_outcome(run: StepRun, context: StepContext, config: ScriptConfig) -> StepOutcome:
+    status, reason = process_status(run.process, context.cancel, config.timeout)
+    if status is StepStatus.FAILED and _needs_shell_hint(run, config):
         reason = f"{reason} ({SHELL_HINT})"
-    return outcome_of(result, status, reason, config.display())
+    return outcome_of(run, status, reason, config.display())
 
 
-def _needs_shell_hint(result: ProcessResult, config: ScriptConfig) -> bool:
+def _needs_shell_hint(result: StepRun, config: ScriptConfig) -> bool:
     error = result.start_error
     return (
         error is not None

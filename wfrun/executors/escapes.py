@@ -1,0 +1,101 @@
+"""Catching step processes that leave their process group (Linux).
+
+Killing a step's process group misses whatever left it: a daemon that called `setsid` after a
+double fork, a child that moved to a group of its own. On Linux, wfrun makes itself a *child
+subreaper* (`prctl(PR_SET_CHILD_SUBREAPER)`) while it runs steps: an orphaned descendant is then
+re-parented to wfrun instead of to init, and appears among the children of wfrun's main thread.
+
+Each step process carries `WFRUN_PROCESS_TAG=<runner token>:<number>` in its environment, which
+its descendants inherit; when a step ends, the adopted children with its tag are killed (their
+own groups with them), then their children, which wfrun adopts in turn, until none is left. When
+the run ends, every adopted child with the runner's token is killed. A descendant that replaced
+its environment cannot be told apart: it is killed when the run ends only if it kept the tag.
+
+Elsewhere (macOS, BSDs) there is no subreaper: processes that leave the group are not caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+TAG_VARIABLE = "WFRUN_PROCESS_TAG"
+_PR_SET_CHILD_SUBREAPER = 36
+_MAX_ROUNDS = 100  # generations of descendants followed in one sweep
+
+
+def _set_subreaper(on: bool) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+class EscapeCatcher:
+    """Adopts the orphans of step processes and kills those of a step when it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.active = _set_subreaper(True)
+        pid = os.getpid()
+        # Orphans are re-parented to the subreaper's main thread: only its list needs reading.
+        self._children = f"/proc/{pid}/task/{pid}/children"
+
+    def sweep(self, tag: str, *, prefix: bool = False) -> int:
+        """Kill every adopted process whose tag is `tag` (or starts with `tag:`), and what they
+        leave behind; return how many were killed."""
+        if not self.active:
+            return 0
+        needle = f"{TAG_VARIABLE}={tag}{':' if prefix else ''}".encode()
+        if not prefix:
+            needle += b"\0"
+        killed = 0
+        with self._lock:  # two steps ending at once must not reap each other's finds
+            for _ in range(_MAX_ROUNDS):
+                found = [pid for pid in self._adopted() if _carries(pid, needle)]
+                if not found:
+                    break
+                for pid in found:
+                    _kill_with_group(pid)
+                for pid in found:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)
+                killed += len(found)
+        return killed
+
+    def close(self) -> None:
+        if self.active:
+            _set_subreaper(False)
+            self.active = False
+
+    def _adopted(self) -> list[int]:
+        try:
+            with open(self._children, "rb") as children:
+                return [int(pid) for pid in children.read().split()]
+        except OSError:
+            return []
+
+
+def _carries(pid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            data = environ.read()
+    except OSError:
+        return False  # gone, a zombie, or not ours to read
+    return data.startswith(needle) or b"\0" + needle in data
+
+
+def _kill_with_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:  # it leads a group of its own: take the group too
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
