@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -460,14 +461,33 @@ def test_describe_timeout_and_signal_name() -> None:
 # --- without pidfd (macOS and old kernels) ------------------------------------------------
 
 
-@pytest.fixture
-def no_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run the fallback that notices the main process's exit by checking on it periodically."""
+@pytest.fixture(params=["no-pidfd", "no-pidfd-no-waitid"])
+def no_pidfd(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """Run the fallbacks that notice the main process's exit by checking on it periodically:
+    without pidfd (waitid, as on older kernels), and without pidfd and waitid (as on macOS,
+    whose CPython has no os.waitid; there kqueue comes first, which Linux lacks)."""
 
     def unavailable(pid: int, flags: int = 0) -> int:
         raise OSError("pidfd_open is not available here")
 
     monkeypatch.setattr(os, "pidfd_open", unavailable)
+    if request.param == "no-pidfd-no-waitid":
+        monkeypatch.delattr(os, "waitid")
+    return str(request.param)
+
+
+def test_each_fallback_is_the_watcher_in_use(tmp_path: Path, no_pidfd: str) -> None:
+    from wfrun.executors.exit_watch import watch_exit
+
+    proc = subprocess.Popen(["true"])
+    watch = watch_exit(proc)
+    expected = "_WaitidWatch" if no_pidfd == "no-pidfd" else "_ReapingWatch"
+    assert type(watch).__name__ == expected and watch.fd is None
+    deadline = time.monotonic() + 5
+    while not watch.has_exited():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert proc.wait() == 0
 
 
 @pytest.mark.usefixtures("no_pidfd")

@@ -11,10 +11,11 @@ from pathlib import Path
 from conftest import Recorder, intervals, overlaps, peak, py_step, rec, run
 
 from wfrun.events import StepFinished, StepStarted, StepWaiting
+from wfrun.executors.base import StepContext
 from wfrun.executors.routing import default_executor
 from wfrun.loader import load_workflow
 from wfrun.planner import make_plan
-from wfrun.results import RunStatus, StepStatus
+from wfrun.results import RunStatus, StepOutcome, StepStatus
 from wfrun.scheduler import RunSettings, Scheduler
 
 Write = Callable[[str], Path]
@@ -363,3 +364,92 @@ def test_a_reporter_that_breaks_is_dropped_and_the_run_goes_on(write: Write, wor
     assert result.success and set(intervals(workdir)) == {"a", "b"}
     assert scheduler.reporter_errors == ["Broken stopped: OSError('display gone')"]
     assert type(recorder.events[-1]).__name__ == "RunFinished"
+
+
+# ---- the control path (SPEC §3.7) ---------------------------------------------------------------
+
+
+def test_an_executor_raising_system_exit_still_ends_its_step(write: Write, workdir: Path) -> None:
+    class Exiting:
+        """An executor with a bug that raises what `except Exception` would not catch."""
+
+        def execute(self, context: StepContext) -> StepOutcome:
+            if context.step.id == "bad":
+                raise SystemExit(3)
+            return StepOutcome(StepStatus.SUCCEEDED)
+
+    path = write("""
+        parallel: {resources: {cpu: 1}}
+        steps:
+          - {id: bad, config: {command: "true"}, parallel: {resource: cpu}, continueOnError: true}
+          - {id: next, config: {command: "true"}, parallel: {resource: cpu}}
+    """)
+    plan = make_plan(load_workflow(path))
+    result = Scheduler(plan, Exiting(), [], RunSettings("r", {})).run()
+    bad = result.step_results["bad"]
+    assert bad.status is StepStatus.FAILED and bad.reason == "internal error: SystemExit(3)"
+    # `bad` gave its unit of cpu back: the other step of the pool ran.
+    assert result.step_results["next"].status is StepStatus.SUCCEEDED
+
+
+def test_a_wait_reason_speaks_of_its_own_step_and_the_holders_of_its_time(
+    write: Write, workdir: Path
+) -> None:
+    steps = "\n".join(
+        f"  - {{id: w{i}, config: {rec(0.1)}, parallel: {{resource: cpu}}}}" for i in range(6)
+    )
+    path = write(f"parallel: {{resources: {{cpu: 1}}}}\nsteps:\n{steps}\n")
+    result = run(path)
+    spans = intervals(workdir)
+    for sid, step in result.step_results.items():
+        if step.start_time is None or step.wait_reason is None:
+            continue
+        assert sid not in step.wait_reason, f"{sid}: {step.wait_reason}"
+        assert step.wait is not None and step.wait.pool == "cpu"
+        # The holder it names held the pool while it waited: it ended when this one started.
+        (holder,) = step.wait.held_by
+        assert spans[holder][1] <= spans[sid][0] + 0.05
+    waited = [r for r in result.step_results.values() if r.wait_reason]
+    assert len(waited) == 5  # all but the first waited for the single unit
+    assert result.parallel_stats is not None
+    pool_wait = sum(r.wait_time or 0.0 for r in waited)
+    assert abs(result.parallel_stats.resources["cpu"].wait_time - pool_wait) < 1e-9
+
+
+def test_a_workflow_timeout_cancels_the_dependents_of_the_step_it_stopped(
+    write: Write, workdir: Path
+) -> None:
+    path = write(f"""
+        timeout: 500ms
+        steps:
+          - {{id: a, config: {rec(30)}}}
+          - {{id: b, config: {rec(0.05)}, dependsOn: [a]}}
+    """)
+    result = run(path)
+    assert result.step_results["a"].status is StepStatus.TIMED_OUT
+    b = result.step_results["b"]
+    assert b.status is StepStatus.CANCELLED
+    assert b.reason == "not started: workflow timed out after 500ms"
+
+
+def test_a_step_timeout_that_stops_the_run_says_timed_out(write: Write, workdir: Path) -> None:
+    slow = py_step("slow", "import time; time.sleep(30)", "timeout: 300ms")
+    path = write(
+        f"parallel: {{defaultMaxConcurrency: 1}}\nsteps:\n{slow}"
+        f"  - {{id: other, config: {rec(0.05)}}}\n"
+        f"  - {{id: after, config: {rec(0.05)}, dependsOn: [slow]}}\n"
+    )
+    result = run(path)
+    assert (
+        result.step_results["other"].reason == "not started: 'slow' timed out and stopped the run"
+    )
+    assert result.step_results["after"].reason == "dependency 'slow' timed out"
+
+
+def test_event_times_never_go_backwards(write: Write, workdir: Path) -> None:
+    steps = "\n".join(f"  - {{id: s{i}, config: {{command: 'true'}}}}" for i in range(40))
+    path = write(f"parallel: {{defaultMaxConcurrency: 8}}\nsteps:\n{steps}\n")
+    recorder = Recorder()
+    run(path, recorder)
+    times = [event.at for event in recorder.events]
+    assert times == sorted(times)

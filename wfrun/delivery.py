@@ -23,15 +23,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from wfrun.events import Event, Reporter, StepOutput
+from wfrun.output_text import DISPLAY_LINE_CHARS, shorten
 
 OUTPUT_INTERVAL = 0.1  # seconds between two deliveries of a step's output
 PENDING_LINES = 500  # lines kept per step between two deliveries; older ones are dropped
-LINE_CHARS = 2000  # a longer line is cut for display (never in the log)
 
 
 class OutputBuffer:
     """A running step's lines that no display has seen yet: the newest PENDING_LINES, each
-    cut to LINE_CHARS, and a count of the lines let go. Written by the step's supervising
+    cut to DISPLAY_LINE_CHARS, and a count of the lines let go. Written by the step's supervising
     thread, read by the delivery thread."""
 
     __slots__ = ("_dropped", "_lines", "_lock")
@@ -48,7 +48,7 @@ class OutputBuffer:
             lines = lines[skipped:]
         else:
             skipped = 0
-        cut = [line if len(line) <= LINE_CHARS else _cut(line) for line in lines]
+        cut = [line if len(line) <= DISPLAY_LINE_CHARS else shorten(line) for line in lines]
         with self._lock:
             was_empty = not self._lines and not self._dropped
             overflow = max(0, len(self._lines) + len(cut) - PENDING_LINES)
@@ -63,10 +63,6 @@ class OutputBuffer:
             self._lines.clear()
             self._dropped = 0
         return lines, dropped
-
-
-def _cut(line: str) -> str:
-    return f"{line[:LINE_CHARS]}… ({len(line) - LINE_CHARS} more characters in the log)"
 
 
 class EventDelivery:

@@ -21,3 +21,13 @@ def printable(line: str) -> str:
         # Progress bars redraw with \r; only the last redraw is what the user would see.
         line = line.rsplit("\r", 1)[-1]
     return _CONTROL.sub("", line.replace("\t", "    "))
+
+
+DISPLAY_LINE_CHARS = 2000  # longer lines are cut for display (never in the log)
+
+
+def shorten(line: str, limit: int = DISPLAY_LINE_CHARS) -> str:
+    """A line cut for display, saying how much of it only the log has."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… ({len(line) - limit} more characters in the log)"

@@ -8,6 +8,7 @@ transient: when the run ends it is replaced by the summary, which stays in the s
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from wfrun.events import Event, RunFinished, RunStarted, StepFinished, StepOutput
+from wfrun.events import Event, RunFinished, RunStarted, RunStopping, StepFinished, StepOutput
 from wfrun.output_text import printable
 from wfrun.reporters.live_view import live_view
-from wfrun.reporters.plain import step_line
+from wfrun.reporters.plain import step_line, stopping_line
 from wfrun.reporters.state import RunState
 from wfrun.reporters.summary_view import status_style, summary_view
 
@@ -28,6 +29,7 @@ LiveOutputMode = Literal["block", "stream"]
 
 
 SUCCESS_LINES_PER_FRAME = 10  # beyond this, the successes of one frame share a line
+OUTPUT_LINES_PER_FRAME = 200  # streamed output lines printed above one frame; the rest dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +38,44 @@ class _Line:
     success_of: str | None = None  # the step id, when the line only says a step succeeded
 
 
-def _drain(queue: deque[_Line]) -> list[Text]:
+class _LineQueue(deque[_Line]):
+    """Lines to print above the next frame. Streamed output is bounded per frame: a terminal
+    cannot show more, and a step printing without pause must not grow wfrun's memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts = threading.Lock()  # the delivery and refresh threads both count
+        self.output_lines = 0
+        self.dropped = 0
+
+    def add_output(self, step_id: str, lines: tuple[str, ...], dropped: int) -> None:
+        with self._counts:
+            room = max(0, OUTPUT_LINES_PER_FRAME - self.output_lines)
+            kept = lines[len(lines) - room :] if len(lines) > room else lines
+            self.dropped += dropped + len(lines) - len(kept)
+            self.output_lines += len(kept)
+        self.extend(_Line(Text(f"{step_id} | {printable(line)}")) for line in kept)
+
+    def take_dropped(self) -> int:
+        with self._counts:
+            dropped, self.dropped, self.output_lines = self.dropped, 0, 0
+        return dropped
+
+
+def _drain(queue: _LineQueue) -> list[Text]:
     """The queued lines, with a crowd of successes folded into one.
 
     A 1,000-step run finishes a hundred steps a frame; a line each would cost more to draw than
     the run itself and scroll away unread, while failures keep a line of their own.
     """
-    # popleft is atomic, so the scheduler's thread may append while the refresh thread drains.
+    # popleft is atomic, so the delivery thread may append while the refresh thread drains.
     lines: list[_Line] = []
     while queue:
         lines.append(queue.popleft())
+    dropped = queue.take_dropped()
+    if dropped:
+        note = f"… {dropped} lines of output not shown (every line is in the logs)"
+        lines.append(_Line(Text(note, style="dim")))
     successes = [line.success_of for line in lines if line.success_of is not None]
     if len(successes) <= SUCCESS_LINES_PER_FRAME:
         return [line.text for line in lines]
@@ -63,7 +93,7 @@ class _BatchingLive(Live):
     costs one.
     """
 
-    def __init__(self, queue: deque[_Line], **options: Any) -> None:
+    def __init__(self, queue: _LineQueue, **options: Any) -> None:
         super().__init__(**options)
         self._queue = queue
 
@@ -98,7 +128,7 @@ class LiveReporter:
         self.output_mode = output_mode
         self.state = RunState(now)
         self._live: Live | None = None
-        self._queue: deque[_Line] = deque()
+        self._queue = _LineQueue()
         self._closed = False
 
     def handle(self, event: Event) -> None:
@@ -108,9 +138,9 @@ class LiveReporter:
         if isinstance(event, RunStarted):
             self._start()
         elif isinstance(event, StepOutput) and self.output_mode == "stream":
-            self._queue.extend(
-                _Line(Text(f"{event.step_id} | {printable(o)}")) for o in event.lines
-            )
+            self._queue.add_output(event.step_id, event.lines, event.dropped)
+        elif isinstance(event, RunStopping):
+            self._queue.append(_Line(Text(stopping_line(event), style="bold yellow")))
         elif isinstance(event, StepFinished):
             line = Text(f"[{event.at:6.2f}s] ", style="dim")
             line.append(step_line(event.result), style=status_style(event.result))

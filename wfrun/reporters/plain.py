@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Literal, TextIO
 
 from rich.console import Console, RenderableType
@@ -12,13 +14,14 @@ from wfrun.events import (
     Event,
     RunFinished,
     RunStarted,
+    RunStopping,
     StepFinished,
     StepOutput,
     StepStarted,
     StepWaiting,
     WaitKind,
 )
-from wfrun.output_text import printable
+from wfrun.output_text import printable, shorten
 from wfrun.planner import Plan
 from wfrun.reporters.plan_view import format_units, mode_text
 from wfrun.reporters.state import RunState
@@ -33,6 +36,7 @@ from wfrun.results import StepResult
 OutputMode = Literal["block", "stream"]
 DEFAULT_WIDTH = 100
 WHOLE_LOG_LINES = 200  # a log shorter than this is printed whole instead of its tail
+WHOLE_LOG_BYTES = 256 * 1024  # and no larger than this: a bigger one shows its tail
 INDENT = "    "
 
 # A global-cap wait is the normal state of most steps of a big run; logging it would double the
@@ -70,23 +74,55 @@ def step_line(result: StepResult) -> str:
     return line
 
 
+def stopping_line(event: RunStopping) -> str:
+    """What the run does now that it was told to stop, and what the user can still do."""
+    count = len(event.running)
+    steps = f"{count} running step{'s' if count != 1 else ''}"
+    if not count:
+        return f"■ stopping ({event.reason}): starting nothing more"
+    if event.forced or event.grace_period <= 0:
+        return f"■ stopping ({event.reason}): killing {steps}"
+    seconds = event.grace_period
+    grace = f"{seconds:g}s" if seconds < 60 else format_duration(seconds)
+    return (
+        f"■ stopping ({event.reason}): waiting up to {grace} for {steps} to end "
+        "(Ctrl-C again to kill them)"
+    )
+
+
 def read_output(result: StepResult, max_lines: int = WHOLE_LOG_LINES) -> tuple[list[str], bool]:
-    """A finished step's output: the whole log if it is short, else the tail; and whether the
-    lines shown are only the tail of a longer log."""
+    """A finished step's output as it should be shown: the whole log if it is short (in lines
+    and in bytes), else the tail; and whether the lines shown are only the tail of a longer log.
+    Every line is cut for display, however long it is in the log."""
     if result.log_file:
-        try:
-            with open(result.log_file, encoding="utf-8", errors="replace") as log:
-                lines: list[str] = []
-                for line in log:
-                    lines.append(line)
-                    if len(lines) >= max_lines:
-                        break
-                else:
-                    return [printable(line) for line in lines], False
-        except OSError:
-            pass  # the log may be gone or was never written (dry run); the tail still tells
-    tail = [printable(line) for line in result.output_tail.splitlines()]
+        lines = _short_log(result.log_file, max_lines)
+        if lines is not None:
+            return [shorten(printable(line)) for line in lines], False
+    tail = [shorten(printable(line)) for line in result.output_tail.splitlines()]
     return tail, bool(result.log_file)
+
+
+def _short_log(path: str, max_lines: int) -> list[str] | None:
+    """The log's lines if it is small enough to show whole, else None."""
+    try:
+        with open(path, "rb") as log:
+            if os.fstat(log.fileno()).st_size > WHOLE_LOG_BYTES:
+                return None
+            data = log.read(WHOLE_LOG_BYTES + 1)
+    except OSError:
+        return None  # the log may be gone or was never written (dry run); the tail still tells
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines if len(lines) < max_lines else None
+
+
+def reply_lines(result: StepResult) -> list[str]:
+    """An agent step's reply as lines to show (the extracted reply, not its raw JSON)."""
+    reply = result.output
+    text = reply if isinstance(reply, str) else json.dumps(reply, indent=2, ensure_ascii=False)
+    lines = text.splitlines()
+    if len(lines) > WHOLE_LOG_LINES:
+        lines = [*lines[: WHOLE_LOG_LINES - 1], f"… {len(lines) - WHOLE_LOG_LINES + 1} more lines"]
+    return [shorten(printable(line)) for line in lines]
 
 
 def print_block(console: Console, renderable: RenderableType) -> None:
@@ -136,6 +172,8 @@ class PlainReporter:
             self._step_output(event)
         elif isinstance(event, StepFinished):
             self._step_finished(event)
+        elif isinstance(event, RunStopping):
+            self._print(event.at, stopping_line(event), "bold yellow")
 
     def close(self) -> None:
         if not self._closed:
@@ -169,9 +207,13 @@ class PlainReporter:
             self._print(event.at, f"⋯ {event.step_id}  waiting: {reason}", "yellow")
 
     def _step_output(self, event: StepOutput) -> None:
-        if self.output_mode == "stream":
-            for line in event.lines:
-                self._print(event.at, f"{event.step_id} | {printable(line)}")
+        if self.output_mode != "stream":
+            return
+        if event.dropped:
+            note = f"{event.step_id} | … {event.dropped} lines not shown (every line is in the log)"
+            self._print(event.at, note, "dim")
+        for line in event.lines:
+            self._print(event.at, f"{event.step_id} | {printable(line)}")
 
     def _step_finished(self, event: StepFinished) -> None:
         result = event.result
@@ -180,7 +222,10 @@ class PlainReporter:
             self._output_block(result)
 
     def _output_block(self, result: StepResult) -> None:
-        lines, partial = read_output(result)
+        if result.output is not None:
+            lines, partial = reply_lines(result), False
+        else:
+            lines, partial = read_output(result)
         while lines and not lines[-1].strip():
             lines.pop()
         if not lines:

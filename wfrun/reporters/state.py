@@ -18,6 +18,7 @@ from wfrun.events import (
     Event,
     RunFinished,
     RunStarted,
+    RunStopping,
     StepFinished,
     StepOutput,
     StepReady,
@@ -98,6 +99,7 @@ class RunState:
         self.run_result: RunResult | None = None
         self.notes: tuple[str, ...] = ()
         self.finished_at: float | None = None
+        self.stopping: RunStopping | None = None  # the run was told to stop, and how
         self._steps: dict[str, Step] = {}
         self._status_counts: dict[StepStatus, int] = dict.fromkeys(StepStatus, 0)
         self._allowed_failures = 0
@@ -125,6 +127,8 @@ class RunState:
                 self._step_output(event)
             elif isinstance(event, StepFinished):
                 self._step_finished(event)
+            elif isinstance(event, RunStopping):
+                self.stopping = event
             elif isinstance(event, RunFinished):
                 self._run_finished(event)
 
