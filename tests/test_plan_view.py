@@ -69,7 +69,7 @@ def test_critical_path_with_durations_of_the_previous_run() -> None:
     plan = plan_of(
         step("a"), step("b", ("a",)), name="CI", pools=POOLS, durations={"a": 2.0, "b": 3.5}
     )
-    assert "a → b (about 5.5s, from the previous run)" in render(plan)
+    assert "a → b (about 5.5s, from earlier runs)" in render(plan)
 
 
 def test_mermaid_has_a_subgraph_per_group_and_the_edges() -> None:

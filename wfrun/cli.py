@@ -295,7 +295,7 @@ def plan(
         workflow,
         parallel=parallel,
         max_concurrency=max_concurrency,
-        durations=previous_durations(file, log_dir),
+        durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
     )
     if format is PlanFormat.JSON:
         typer.echo(json.dumps(planned.to_dict(), indent=2))
@@ -397,7 +397,7 @@ def run(
             workflow,
             parallel=parallel,
             max_concurrency=max_concurrency,
-            durations=previous_durations(file, log_dir),
+            durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
         )
     except WorkflowError as err:  # only a cycle in a hand-built workflow gets here
         _fail(str(err), ExitCode.INVALID)

@@ -54,7 +54,7 @@ def critical_path_text(plan: Plan) -> str:
     chain = " → ".join(plan.critical_path)
     if plan.durations_known:
         estimate = format_duration(plan.remaining[plan.critical_path[0]])
-        return f"{chain} (about {estimate}, from the previous run)"
+        return f"{chain} (about {estimate}, from earlier runs)"
     return f"{chain} ({len(plan.critical_path)} steps)"
 
 
