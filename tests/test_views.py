@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
+from typing import Any
 
 from builders import fold, ok, plan_of, result, run_result, step
 from rich.console import Console, RenderableType
@@ -324,19 +325,93 @@ def test_a_running_agent_step_shows_its_prompt() -> None:
 
 
 def test_a_large_group_lists_failures_and_the_slowest_steps_and_counts_the_rest() -> None:
-    plan = plan_of(*(step(f"s{i}") for i in range(40)), name="CI Pipeline")
+    plan = plan_of(*(step(f"s{i}") for i in range(25)), name="CI Pipeline")
     results = {
         f"s{i}": result(plan, f"s{i}", StepStatus.SUCCEEDED, 0.0, 0.1 + i / 100, ready_time=0.0)
-        for i in range(40)
+        for i in range(25)
     }
     results["s3"] = result(
         plan, "s3", StepStatus.FAILED, 0.0, 0.05, reason="exited with code 1", ready_time=0.0
     )
     out = render(summary_view(run_result(results, status=RunStatus.FAILED), plan))
     assert "s3 " in out and "exited with code 1" in out
-    assert "s39 " in out and "s25 " in out  # the 15 slowest
-    assert "s24 " not in out and "s0 " not in out
-    assert "… and 24 more succeeded" in out
+    assert "s24 " in out and "s10 " in out  # the 15 slowest
+    assert "s9 " not in out and "s0 " not in out
+    assert "… and 9 more succeeded" in out
+
+
+def big_run(succeeded: int, failed: int, not_started: int, **fields: Any) -> RunResult:
+    """A run of a 300-step-like chain of groups of 10: some steps succeeded, some failed after
+    running, the rest never started (Ctrl-C)."""
+    total = succeeded + failed + not_started
+    plan = plan_of(*(step(f"s{i}", (f"s{i - 10}",) if i >= 10 else ()) for i in range(total)))
+    results: dict[str, StepResult] = {}
+    for i in range(total):
+        sid = f"s{i}"
+        if i < succeeded:
+            results[sid] = result(plan, sid, StepStatus.SUCCEEDED, 0.0, 0.01 * (i + 1))
+        elif i < succeeded + failed:
+            results[sid] = result(
+                plan, sid, StepStatus.CANCELLED, 1.0, 2.0, signal=2, reason="run interrupted"
+            )
+        else:
+            results[sid] = result(plan, sid, StepStatus.CANCELLED, reason=NOT_STARTED)
+    status = RunStatus.CANCELLED if failed or not_started else RunStatus.SUCCEEDED
+    return run_result(results, status=status, elapsed=7.2, **fields), plan  # type: ignore[return-value]
+
+
+NOT_STARTED = "not started: run interrupted"
+
+
+def test_a_large_successful_run_fits_one_screen_and_points_at_the_report() -> None:
+    finished, plan = big_run(300, 0, 0, stats=replace(STATS, critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}))  # type: ignore[misc]
+    out = render(summary_view(finished, plan))
+    lines = out.splitlines()
+    assert len(lines) <= 30, out
+    assert "300 steps: 300 succeeded" in out
+    assert "slowest 10 steps of 300 that ran" in out
+    assert re.search(r"^s299 +29 +✔ succeeded +3\.0s", out, re.M)
+    assert "s289 " not in out and "group 0" not in out
+    assert "s0 → s10 → s20 → … → s270 → s280 → s290 (30 steps, 2.0s)" in out
+    with_dir = render(summary_view(replace(finished, run_dir="/runs/r1"), plan))
+    assert "every step        /runs/r1/report.json" in with_dir
+
+
+def test_an_interrupted_large_run_digests_only_the_steps_that_ran() -> None:
+    finished, plan = big_run(120, 2, 178)
+    for out in (
+        render(summary_view(finished, plan)),
+        render(summary_view(finished, plan, tables=False)),
+    ):
+        assert out.count("╭") == 2  # the two steps cancelled while running
+        assert "⊘ s120 cancelled" in out and "⊘ s121 cancelled" in out
+        assert out.count("not started") == 1
+        assert "178 steps not started: run interrupted" in out
+        assert len(out.splitlines()) <= 50, out
+
+
+def test_many_failures_are_capped_and_named() -> None:
+    finished, plan = big_run(10, 25, 0)
+    out = render(summary_view(finished, plan))
+    assert out.count("╭") == 10
+    assert "… and 15 more steps that did not succeed: s20, s21," in out
+
+
+def test_a_small_interrupted_run_lists_never_started_steps_in_its_table_only() -> None:
+    finished, plan = big_run(3, 1, 2)
+    out = render(summary_view(finished, plan))
+    assert "group 0" in out
+    assert out.count("╭") == 1
+    assert out.count(NOT_STARTED) == 2  # a table row each, and no digest
+
+
+def test_one_step_and_a_wait_without_reason() -> None:
+    plan = plan_of(step("only"))
+    # Started 22 ms after it was ready, for no reason the scheduler gave: not shown as a wait.
+    only = result(plan, "only", StepStatus.SUCCEEDED, 0.022, 0.999_6, ready_time=0.0)
+    out = render(summary_view(run_result({"only": only}, status=RunStatus.SUCCEEDED), plan))
+    assert "1 step: 1 succeeded" in out and "1 steps" not in out
+    assert "waited" not in out and "22ms" not in out
 
 
 def test_the_summary_says_where_the_logs_and_report_are() -> None:

@@ -21,3 +21,24 @@ def printable(line: str) -> str:
         # Progress bars redraw with \r; only the last redraw is what the user would see.
         line = line.rsplit("\r", 1)[-1]
     return _CONTROL.sub("", line.replace("\t", "    "))
+
+
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """A string from the workflow file (a name, a command, a prompt, a reason that quotes them)
+    made safe for the terminal: every control character is written as a visible escape.
+
+    Unlike a step's output, which is stripped, such a string is the user's own text: `\\x1b`
+    shows that it holds an escape, where the raw character would retitle the window or clear
+    the screen.
+    """
+    if not _UNSHOWABLE.search(text):
+        return text  # the usual case, and the one a big run's frame takes thousands of times
+    return _UNSHOWABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")
