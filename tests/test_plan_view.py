@@ -97,3 +97,12 @@ def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
     assert 'subgraph "cluster_0" {' in text and 'label="group 1";' in text
     assert '  "a-1" -> "b";' in text
     assert text.rstrip().endswith("}")
+
+
+def test_terminal_escapes_in_names_are_shown_not_obeyed() -> None:
+    hostile = "evil\x1b]0;pwned\x07"
+    plan = plan_of(replace(step("a"), name=hostile), name=hostile)
+    out = render(plan)
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.startswith("evil\\x1b]0;pwned\\x07 · 1 step")
+    assert "a (evil\\x1b]0;pwned\\x07)" in out

@@ -12,6 +12,7 @@ from rich.console import Console, RenderableType
 
 from wfrun.events import (
     Event,
+    StepFinished,
     StepOutput,
     StepReady,
     StepStarted,
@@ -364,7 +365,12 @@ NOT_STARTED = "not started: run interrupted"
 
 
 def test_a_large_successful_run_fits_one_screen_and_points_at_the_report() -> None:
-    finished, plan = big_run(300, 0, 0, stats=replace(STATS, critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}))  # type: ignore[misc]
+    finished, plan = big_run(
+        300,
+        0,
+        0,
+        stats=replace(STATS, critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}),
+    )  # type: ignore[misc]
     out = render(summary_view(finished, plan))
     lines = out.splitlines()
     assert len(lines) <= 30, out
@@ -418,3 +424,76 @@ def test_the_summary_says_where_the_logs_and_report_are() -> None:
     result = replace(final(STATS), run_dir="/runs/r1")
     assert "logs, report      /runs/r1/" in render(summary_view(result, DB_PLAN))
     assert "logs, report" not in render(summary_view(final(STATS), DB_PLAN))
+
+
+# -- narrow terminals, no colour, hostile names ------------------------------------------------
+
+
+def test_at_80_columns_the_header_keeps_name_elapsed_and_failures() -> None:
+    state = big_state()
+    state.handle(
+        StepFinished(
+            "step-0003",
+            result(state.plan, "step-0003", StepStatus.FAILED, 2.0, 3.0),
+            3.0,  # type: ignore[arg-type]
+        )
+    )
+    state.workflow = replace(state.workflow, name="Monorepo CI for every package")  # type: ignore[arg-type]
+    for width in (80, 60):
+        header = render(live_view(state, height=10), width=width).splitlines()[0]
+        assert header.startswith("Monorepo CI for every package 4.0s 17/1000 done · 1 failed")
+        assert len(header) <= width
+    wide = render(live_view(state, height=10), width=120).splitlines()[0]
+    assert "━" in wide and "975 waiting" in wide  # the bar, when there is room for it
+
+
+def test_the_first_frame_says_steps_without_dependencies_are_about_to_start() -> None:
+    state = fold([], plan=DB_PLAN, now=0.0)
+    out = render(live_view(state, height=30))
+    assert re.search(r"^· setup +about to start", out, re.M)
+    assert "needs setup" in out
+    assert not re.search(r"needs\s*$", out, re.M)
+
+
+def test_without_colour_a_full_pool_bar_differs_from_an_empty_one() -> None:
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(live_view(running_state(), 30))
+    lines = buffer.getvalue().splitlines()
+    cpu = next(line for line in lines if line.startswith("pool cpu"))  # 2 of 2 in use
+    assert "━" * 20 in cpu and "─" not in cpu
+    state = running_state()
+    state.handle(ok(DB_PLAN, "build-backend", 0.6, 4.0))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(live_view(state, 30))
+    cpu = next(x for x in buffer.getvalue().splitlines() if x.startswith("pool cpu"))
+    assert "━" * 10 + "─" * 10 in cpu and "1/2" in cpu
+
+
+HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J"
+
+
+def test_terminal_escapes_in_workflow_strings_are_shown_not_obeyed() -> None:
+    evil = step("a", command=HOSTILE)
+    agent = step("c", agent=AgentConfig(agent="x", prompt=HOSTILE))
+    plan = plan_of(evil, step("b", ("a",)), agent, name=HOSTILE)
+    running = fold([StepStarted("a", 0, {}, 0.0), StepStarted("c", 0, {}, 0.0)], plan=plan)
+    failed = result(
+        plan,
+        "a",
+        StepStatus.FAILED,
+        0.0,
+        1.0,
+        command=HOSTILE,
+        reason=f"command not found: {HOSTILE}",
+        wait_reason=HOSTILE,
+    )
+    skipped = result(plan, "b", StepStatus.SKIPPED, reason="dependency 'a' failed")
+    finished = run_result({"a": failed, "b": skipped}, name=HOSTILE, status=RunStatus.FAILED)
+    for renderable in (
+        live_view(running, height=20),
+        summary_view(finished, plan),
+        summary_view(finished, plan, tables=False),
+    ):
+        out = render(renderable)
+        assert "\x1b" not in out and "\x07" not in out
+        assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in out

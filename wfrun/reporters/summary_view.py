@@ -12,14 +12,14 @@ import signal
 from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
-from wfrun.reporters.plan_view import id_width, titled_table
+from wfrun.reporters.live_view import Bar
+from wfrun.reporters.plan_view import counted, id_width, titled_table
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 DIGEST_LINES = 10
@@ -47,11 +47,6 @@ _RUN_STYLE = {
     RunStatus.CANCELLED: ("⊘", "magenta"),
 }
 _DIGESTED = (StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.CANCELLED)
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 step`, `2 steps`."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def status_glyph(result: StepResult) -> str:
@@ -280,7 +275,7 @@ def _pool_bars(stats: ParallelStats) -> Table:
     grid.add_column(width=20, no_wrap=True)
     grid.add_column()
     for name, pool in stats.resources.items():
-        bar = ProgressBar(total=1.0, completed=pool.utilization, width=20)
+        bar = Bar(round(pool.utilization * 1000), 1000, 20, style="magenta")
         grid.add_row(f"pool {name}", bar, _pool_numbers(pool))
     return grid
 
