@@ -183,7 +183,10 @@ def test_run_failure_is_exit_1_and_dry_run_runs_nothing(write: Write, workdir: P
     path = write(f"steps:\n  - {{id: bad, config: {rec(0.01, 4)}}}\n")
     failed = wfrun("run", str(path), "--ui", "quiet", "--log-dir", str(workdir / "logs"))
     assert failed.returncode == 1
-    assert "bad" in failed.stdout
+    # Quiet: the headline, the statistics and a digest per failure; no step lines, no tables.
+    assert failed.stdout.startswith("✘ ") and "1 step: 1 failed" in failed.stdout
+    assert "✘ bad failed" in failed.stdout and "exit code 4" in failed.stdout
+    assert "group 0" not in failed.stdout and "▶" not in failed.stdout
     dry = wfrun("run", str(path), "--dry-run", "--ui", "plain", "--log-dir", str(workdir / "l2"))
     assert dry.returncode == 0, dry.stdout
     assert "would run" in dry.stdout

@@ -61,9 +61,7 @@ def test_plan_weighs_the_critical_path_by_the_previous_run(write: Write, workdir
     assert "from earlier runs" in text
 
 
-def test_plan_after_a_failed_run_estimates_from_the_run_before(
-    write: Write, workdir: Path
-) -> None:
+def test_plan_after_a_failed_run_estimates_from_the_run_before(write: Write, workdir: Path) -> None:
     logs = workdir / "runs"
     path = write("""
         steps:

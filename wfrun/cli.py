@@ -257,8 +257,7 @@ def _json_entry(
         problem = {"file": file, "line": None, "col": None, "message": unreadable[file]}
         return {"file": file, "valid": False, "readable": False, "diagnostics": [problem]}
     diagnostics = [
-        {"file": d.file, "line": d.line, "col": d.col, "message": d.message}
-        for d in found[file]
+        {"file": d.file, "line": d.line, "col": d.col, "message": d.message} for d in found[file]
     ]
     return {"file": file, "valid": not diagnostics, "readable": True, "diagnostics": diagnostics}
 
@@ -457,16 +456,15 @@ def _check_output_file(option: str, path: Path | None) -> None:
     run that succeeded must not end with exit 1 because its report had nowhere to go."""
     if path is None:
         return
-    if str(path).endswith(os.sep) or path.is_dir():
+    if path.is_dir():  # `adir/` too: the trailing slash is gone from a Path
         _fail(f"cannot use {option} {path}: it is a directory; give a file name", ExitCode.INVALID)
     directory = path.parent
-    if not directory.is_dir():
-        if directory.exists():
-            problem = f"{directory} is not a directory"
-        else:
-            problem = f"the directory {directory} does not exist"
-        _fail(f"cannot use {option} {path}: {problem}", ExitCode.INVALID)
-    problem = _cannot_write_in(directory)
+    if directory.is_dir():
+        problem = _cannot_write_in(directory)
+    elif directory.exists():
+        problem = f"{directory} is not a directory"
+    else:
+        problem = f"the directory {directory} does not exist"
     if problem is not None:
         _fail(f"cannot use {option} {path}: {problem}", ExitCode.INVALID)
 

@@ -32,7 +32,20 @@ _LAZY = {
     "write_report": "wfrun.report_files",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "LiveReporter",
+    "PlainReporter",
+    "QuietReporter",
+    "RunState",
+    "live_view",
+    "make_console",
+    "plan_dot",
+    "plan_mermaid",
+    "plan_view",
+    "summary_view",
+    "write_junit",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -260,7 +260,8 @@ def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None
 
 
 def _path_text(stats: ParallelStats) -> str:
-    """`a → b → c (2.0s)`; a long chain keeps its ends: `a → b → c → … → y → z (120 steps, 7.2s)`."""
+    """`a → b → c (2.0s)`; a long chain keeps its ends: `a → b → c → … → x → y → z (120 steps,
+    7.2s)`."""
     path = [shown(sid) for sid in stats.critical_path]
     time = format_duration(stats.critical_path_time)
     if len(path) <= PATH_STEPS:
@@ -295,9 +296,7 @@ def _digested(result: RunResult, plan: Plan) -> list[StepResult]:
     order = [sid for ids in plan.groups for sid in ids]
     order += [sid for sid in result.step_results if sid not in plan.group_of]
     rows = [result.step_results.get(sid) for sid in order]
-    return [
-        r for r in rows if r is not None and r.status in _DIGESTED and r.start_time is not None
-    ]
+    return [r for r in rows if r is not None and r.status in _DIGESTED and r.start_time is not None]
 
 
 def _failures(result: RunResult, plan: Plan) -> list[RenderableType]:
