@@ -69,7 +69,7 @@ def test_critical_path_with_durations_of_the_previous_run() -> None:
     plan = plan_of(
         step("a"), step("b", ("a",)), name="CI", pools=POOLS, durations={"a": 2.0, "b": 3.5}
     )
-    assert "a → b (about 5.5s, from the previous run)" in render(plan)
+    assert "a → b (about 5.5s, from earlier runs)" in render(plan)
 
 
 def test_mermaid_has_a_subgraph_per_group_and_the_edges() -> None:
@@ -97,3 +97,12 @@ def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
     assert 'subgraph "cluster_0" {' in text and 'label="group 1";' in text
     assert '  "a-1" -> "b";' in text
     assert text.rstrip().endswith("}")
+
+
+def test_terminal_escapes_in_names_are_shown_not_obeyed() -> None:
+    hostile = "evil\x1b]0;pwned\x07"
+    plan = plan_of(replace(step("a"), name=hostile), name=hostile)
+    out = render(plan)
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.startswith("evil\\x1b]0;pwned\\x07 · 1 step")
+    assert "a (evil\\x1b]0;pwned\\x07)" in out

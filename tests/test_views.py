@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
+from typing import Any
 
 from builders import fold, ok, plan_of, result, run_result, step
 from rich.console import Console, RenderableType
 
 from wfrun.events import (
     Event,
+    StepFinished,
     StepOutput,
     StepReady,
     StepStarted,
@@ -324,22 +326,174 @@ def test_a_running_agent_step_shows_its_prompt() -> None:
 
 
 def test_a_large_group_lists_failures_and_the_slowest_steps_and_counts_the_rest() -> None:
-    plan = plan_of(*(step(f"s{i}") for i in range(40)), name="CI Pipeline")
+    plan = plan_of(*(step(f"s{i}") for i in range(25)), name="CI Pipeline")
     results = {
         f"s{i}": result(plan, f"s{i}", StepStatus.SUCCEEDED, 0.0, 0.1 + i / 100, ready_time=0.0)
-        for i in range(40)
+        for i in range(25)
     }
     results["s3"] = result(
         plan, "s3", StepStatus.FAILED, 0.0, 0.05, reason="exited with code 1", ready_time=0.0
     )
     out = render(summary_view(run_result(results, status=RunStatus.FAILED), plan))
     assert "s3 " in out and "exited with code 1" in out
-    assert "s39 " in out and "s25 " in out  # the 15 slowest
-    assert "s24 " not in out and "s0 " not in out
-    assert "… and 24 more succeeded" in out
+    assert "s24 " in out and "s10 " in out  # the 15 slowest
+    assert "s9 " not in out and "s0 " not in out
+    assert "… and 9 more succeeded" in out
+
+
+def big_run(succeeded: int, failed: int, not_started: int, **fields: Any) -> RunResult:
+    """A run of a 300-step-like chain of groups of 10: some steps succeeded, some failed after
+    running, the rest never started (Ctrl-C)."""
+    total = succeeded + failed + not_started
+    plan = plan_of(*(step(f"s{i}", (f"s{i - 10}",) if i >= 10 else ()) for i in range(total)))
+    results: dict[str, StepResult] = {}
+    for i in range(total):
+        sid = f"s{i}"
+        if i < succeeded:
+            results[sid] = result(plan, sid, StepStatus.SUCCEEDED, 0.0, 0.01 * (i + 1))
+        elif i < succeeded + failed:
+            results[sid] = result(
+                plan, sid, StepStatus.CANCELLED, 1.0, 2.0, signal=2, reason="run interrupted"
+            )
+        else:
+            results[sid] = result(plan, sid, StepStatus.CANCELLED, reason=NOT_STARTED)
+    status = RunStatus.CANCELLED if failed or not_started else RunStatus.SUCCEEDED
+    return run_result(results, status=status, elapsed=7.2, **fields), plan  # type: ignore[return-value]
+
+
+NOT_STARTED = "not started: run interrupted"
+
+
+def test_a_large_successful_run_fits_one_screen_and_points_at_the_report() -> None:
+    finished, plan = big_run(
+        300,
+        0,
+        0,
+        stats=replace(STATS, critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}),
+    )  # type: ignore[misc]
+    out = render(summary_view(finished, plan))
+    lines = out.splitlines()
+    assert len(lines) <= 30, out
+    assert "300 steps: 300 succeeded" in out
+    assert "slowest 10 steps of 300 that ran" in out
+    assert re.search(r"^s299 +29 +✔ succeeded +3\.0s", out, re.M)
+    assert "s289 " not in out and "group 0" not in out
+    assert "s0 → s10 → s20 → … → s270 → s280 → s290 (30 steps, 2.0s)" in out
+    with_dir = render(summary_view(replace(finished, run_dir="/runs/r1"), plan))
+    assert "every step        /runs/r1/report.json" in with_dir
+
+
+def test_an_interrupted_large_run_digests_only_the_steps_that_ran() -> None:
+    finished, plan = big_run(120, 2, 178)
+    for out in (
+        render(summary_view(finished, plan)),
+        render(summary_view(finished, plan, tables=False)),
+    ):
+        assert out.count("╭") == 2  # the two steps cancelled while running
+        assert "⊘ s120 cancelled" in out and "⊘ s121 cancelled" in out
+        assert out.count("not started") == 1
+        assert "178 steps not started: run interrupted" in out
+        assert len(out.splitlines()) <= 50, out
+
+
+def test_many_failures_are_capped_and_named() -> None:
+    finished, plan = big_run(10, 25, 0)
+    out = render(summary_view(finished, plan))
+    assert out.count("╭") == 10
+    assert "… and 15 more steps that did not succeed: s20, s21," in out
+
+
+def test_a_small_interrupted_run_lists_never_started_steps_in_its_table_only() -> None:
+    finished, plan = big_run(3, 1, 2)
+    out = render(summary_view(finished, plan))
+    assert "group 0" in out
+    assert out.count("╭") == 1
+    assert out.count(NOT_STARTED) == 2  # a table row each, and no digest
+
+
+def test_one_step_and_a_wait_without_reason() -> None:
+    plan = plan_of(step("only"))
+    # Started 22 ms after it was ready, for no reason the scheduler gave: not shown as a wait.
+    only = result(plan, "only", StepStatus.SUCCEEDED, 0.022, 0.999_6, ready_time=0.0)
+    out = render(summary_view(run_result({"only": only}, status=RunStatus.SUCCEEDED), plan))
+    assert "1 step: 1 succeeded" in out and "1 steps" not in out
+    assert "waited" not in out and "22ms" not in out
 
 
 def test_the_summary_says_where_the_logs_and_report_are() -> None:
     result = replace(final(STATS), run_dir="/runs/r1")
     assert "logs, report      /runs/r1/" in render(summary_view(result, DB_PLAN))
     assert "logs, report" not in render(summary_view(final(STATS), DB_PLAN))
+
+
+# -- narrow terminals, no colour, hostile names ------------------------------------------------
+
+
+def test_at_80_columns_the_header_keeps_name_elapsed_and_failures() -> None:
+    state = big_state()
+    state.handle(
+        StepFinished(
+            "step-0003",
+            result(state.plan, "step-0003", StepStatus.FAILED, 2.0, 3.0),
+            3.0,  # type: ignore[arg-type]
+        )
+    )
+    state.workflow = replace(state.workflow, name="Monorepo CI for every package")  # type: ignore[arg-type]
+    for width in (80, 60):
+        header = render(live_view(state, height=10), width=width).splitlines()[0]
+        assert header.startswith("Monorepo CI for every package 4.0s 17/1000 done · 1 failed")
+        assert len(header) <= width
+    wide = render(live_view(state, height=10), width=120).splitlines()[0]
+    assert "━" in wide and "975 waiting" in wide  # the bar, when there is room for it
+
+
+def test_the_first_frame_says_steps_without_dependencies_are_about_to_start() -> None:
+    state = fold([], plan=DB_PLAN, now=0.0)
+    out = render(live_view(state, height=30))
+    assert re.search(r"^· setup +about to start", out, re.M)
+    assert "needs setup" in out
+    assert not re.search(r"needs\s*$", out, re.M)
+
+
+def test_without_colour_a_full_pool_bar_differs_from_an_empty_one() -> None:
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(live_view(running_state(), 30))
+    lines = buffer.getvalue().splitlines()
+    cpu = next(line for line in lines if line.startswith("pool cpu"))  # 2 of 2 in use
+    assert "━" * 20 in cpu and "─" not in cpu
+    state = running_state()
+    state.handle(ok(DB_PLAN, "build-backend", 0.6, 4.0))
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None).print(live_view(state, 30))
+    cpu = next(x for x in buffer.getvalue().splitlines() if x.startswith("pool cpu"))
+    assert "━" * 10 + "─" * 10 in cpu and "1/2" in cpu
+
+
+HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J"
+
+
+def test_terminal_escapes_in_workflow_strings_are_shown_not_obeyed() -> None:
+    evil = step("a", command=HOSTILE)
+    agent = step("c", agent=AgentConfig(agent="x", prompt=HOSTILE))
+    plan = plan_of(evil, step("b", ("a",)), agent, name=HOSTILE)
+    running = fold([StepStarted("a", 0, {}, 0.0), StepStarted("c", 0, {}, 0.0)], plan=plan)
+    failed = result(
+        plan,
+        "a",
+        StepStatus.FAILED,
+        0.0,
+        1.0,
+        command=HOSTILE,
+        reason=f"command not found: {HOSTILE}",
+        wait_reason=HOSTILE,
+    )
+    skipped = result(plan, "b", StepStatus.SKIPPED, reason="dependency 'a' failed")
+    finished = run_result({"a": failed, "b": skipped}, name=HOSTILE, status=RunStatus.FAILED)
+    for renderable in (
+        live_view(running, height=20),
+        summary_view(finished, plan),
+        summary_view(finished, plan, tables=False),
+    ):
+        out = render(renderable)
+        assert "\x1b" not in out and "\x07" not in out
+        assert "evil\\x1b]0;pwned\\x07\\x1b[2J" in out

@@ -71,7 +71,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # click's own help: two columns that wrap whole words at any width, where rich's boxed
+    # panels squeeze the descriptions into a sliver at 80 columns.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 
 
@@ -93,7 +96,9 @@ def _main(
 
 # ---- options shared by several commands --------------------------------------------------------
 
-FileArg = Annotated[Path, typer.Argument(help="The workflow file.", show_default=False)]
+FileArg = Annotated[
+    Path, typer.Argument(help="The workflow file.", show_default=False, metavar="FILE")
+]
 ParallelOpt = Annotated[
     bool | None,
     typer.Option(
@@ -108,6 +113,7 @@ JobsOpt = Annotated[
         "-j",
         "--max-concurrency",
         min=1,
+        metavar="N",
         help="Cap on steps running at once (default: the file's defaultMaxConcurrency, or 4).",
         show_default=False,
     ),
@@ -117,6 +123,7 @@ LogDirOpt = Annotated[
     Path,
     typer.Option(
         "--log-dir",
+        metavar="DIR",
         help="Where runs keep their logs and report.json (DIR/<run-id>/); earlier runs there "
         "weigh the critical path.",
     ),
@@ -125,6 +132,7 @@ AgentsOpt = Annotated[
     Path | None,
     typer.Option(
         "--agents",
+        metavar="FILE",
         help="A YAML file with an `agents:` section, merged under the workflow's own agents.",
         show_default=False,
     ),
@@ -182,10 +190,11 @@ def _console(stream: object | None = None) -> Console:
 # ---- validate ----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Check workflow files; print every problem of every file.")
 def validate(
     files: Annotated[
-        list[Path], typer.Argument(help="Workflow files to check.", show_default=False)
+        list[Path],
+        typer.Argument(help="Workflow files to check.", show_default=False, metavar="FILE..."),
     ],
     format: Annotated[
         ValidateFormat, typer.Option("--format", "-f", help="Output format.")
@@ -197,56 +206,72 @@ def validate(
     from wfrun.loader import load_workflow
 
     found: dict[str, list[Diagnostic]] = {}
-    unreadable: list[str] = []
+    unreadable: dict[str, str] = {}  # file -> why it could not be read
     for file in files:
         try:
             load_workflow(file, agents_file=str(agents) if agents else None)
             found[str(file)] = []
         except UnreadableFileError as err:
-            unreadable.append(str(err))
+            unreadable[str(file)] = str(err)
         except WorkflowError as err:
             found[str(file)] = err.diagnostics
-    _print_validation(found, format)
-    for message in unreadable:
-        _stderr(f"wfrun: {message}")
+    _print_validation(list(dict.fromkeys(map(str, files))), found, unreadable, format)
     if unreadable:
         raise typer.Exit(ExitCode.INVALID)
     raise typer.Exit(ExitCode.FAILED if any(found.values()) else ExitCode.OK)
 
 
-def _print_validation(found: dict[str, list[Diagnostic]], format: ValidateFormat) -> None:
+def _print_validation(
+    order: list[str],
+    found: dict[str, list[Diagnostic]],
+    unreadable: dict[str, str],
+    format: ValidateFormat,
+) -> None:
+    """Every file in the order given, in every format: a file that could not be read is a
+    problem of that file (without a position), not something only stderr mentions."""
     if format is ValidateFormat.JSON:
-        document = {
-            "valid": not any(found.values()),
-            "files": [
-                {
-                    "file": file,
-                    "valid": not diagnostics,
-                    "diagnostics": [
-                        {"file": d.file, "line": d.line, "col": d.col, "message": d.message}
-                        for d in diagnostics
-                    ],
-                }
-                for file, diagnostics in found.items()
-            ],
-        }
+        entries = [_json_entry(file, found, unreadable) for file in order]
+        document = {"valid": not unreadable and not any(found.values()), "files": entries}
         typer.echo(json.dumps(document, indent=2))
         return
-    for file, diagnostics in found.items():
-        for d in diagnostics:
+    for file in order:
+        if file in unreadable:
             if format is ValidateFormat.GITHUB:
-                message = d.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-                typer.echo(f"::error file={d.file},line={d.line},col={d.col}::{message}")
+                typer.echo(f"::error file={file}::{_gh(unreadable[file])}")
+            else:
+                _stderr(f"wfrun: {unreadable[file]}")
+            continue
+        for d in found[file]:
+            if format is ValidateFormat.GITHUB:
+                typer.echo(f"::error file={d.file},line={d.line},col={d.col}::{_gh(d.message)}")
             else:
                 typer.echo(str(d))
         if format is ValidateFormat.TEXT:
-            typer.echo(f"{file}: ok" if not diagnostics else _problems(len(diagnostics), file))
+            count = len(found[file])
+            typer.echo(f"{file}: ok" if not count else _problems(count, file))
+
+
+def _json_entry(
+    file: str, found: dict[str, list[Diagnostic]], unreadable: dict[str, str]
+) -> dict[str, object]:
+    if file in unreadable:
+        problem = {"file": file, "line": None, "col": None, "message": unreadable[file]}
+        return {"file": file, "valid": False, "readable": False, "diagnostics": [problem]}
+    diagnostics = [
+        {"file": d.file, "line": d.line, "col": d.col, "message": d.message} for d in found[file]
+    ]
+    return {"file": file, "valid": not diagnostics, "readable": True, "diagnostics": diagnostics}
+
+
+def _gh(message: str) -> str:
+    """A message as a GitHub workflow command's data (its own escapes for %, CR and LF)."""
+    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 # ---- plan --------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Print the parallel groups, the pools and the critical path.")
 def plan(
     file: FileArg,
     format: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = (
@@ -270,7 +295,7 @@ def plan(
         workflow,
         parallel=parallel,
         max_concurrency=max_concurrency,
-        durations=previous_durations(file, log_dir),
+        durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
     )
     if format is PlanFormat.JSON:
         typer.echo(json.dumps(planned.to_dict(), indent=2))
@@ -291,7 +316,7 @@ def plan(
 # ---- schema ------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Print the workflow JSON Schema.")
 def schema() -> None:
     """Print the workflow file's JSON Schema (for editors and other tools)."""
     from wfrun.schemas import workflow_schema_text
@@ -302,7 +327,7 @@ def schema() -> None:
 # ---- run ---------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(short_help="Run a workflow.")
 def run(
     file: FileArg,
     parallel: ParallelOpt = None,
@@ -320,20 +345,29 @@ def run(
         typer.Option("--dry-run", "-n", help="Walk the schedule without running anything."),
     ] = False,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Also write the JSON report here.")
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Also write the JSON report here."),
     ] = None,
     junit: Annotated[
-        Path | None, typer.Option("--junit", help="Write a JUnit XML file (one testcase per step).")
+        Path | None,
+        typer.Option(
+            "--junit", metavar="FILE", help="Write a JUnit XML file (one testcase per step)."
+        ),
     ] = None,
     ui: Annotated[
         UiMode,
-        typer.Option("--ui", help="auto: live view on a terminal, plain lines otherwise."),
+        typer.Option(
+            "--ui",
+            help="auto: the live view on a terminal, plain lines otherwise; quiet: only the "
+            "summary.",
+        ),
     ] = UiMode.AUTO,
     output: Annotated[
         OutputMode,
         typer.Option(
             "--output",
-            help="Plain mode: print each step's output as a block when it ends, or stream it live.",
+            help="Plain mode: each step's output as a block when it ends; stream: every line as "
+            "it comes, prefixed with the step id (also in the live view).",
         ),
     ] = OutputMode.BLOCK,
     log_dir: LogDirOpt = DEFAULT_LOG_DIR,
@@ -342,6 +376,7 @@ def run(
         typer.Option(
             "--grace-period",
             min=0,
+            metavar="SECONDS",
             help="Seconds between SIGTERM and SIGKILL when stopping a step.",
         ),
     ] = 5.0,
@@ -353,6 +388,8 @@ def run(
     from wfrun.planner import make_plan
     from wfrun.runner import WorkflowRunner
 
+    _check_output_file("--report", report)
+    _check_output_file("--junit", junit)
     workflow = _load(file, agents)
     try:
         # Earlier durations order ready steps by the real critical path, not by step count.
@@ -360,7 +397,7 @@ def run(
             workflow,
             parallel=parallel,
             max_concurrency=max_concurrency,
-            durations=previous_durations(file, log_dir),
+            durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
         )
     except WorkflowError as err:  # only a cycle in a hand-built workflow gets here
         _fail(str(err), ExitCode.INVALID)
@@ -393,12 +430,56 @@ def run(
 
 def _check_log_dir(log_dir: Path) -> None:
     """Refuse to start when the logs and the report would have nowhere to go."""
+    problem = _unusable_dir(log_dir)
+    if problem is None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            problem = err.strerror or str(err)
+    if problem is None:
+        problem = _cannot_write_in(log_dir)
+    if problem is not None:
+        _fail(f"cannot use --log-dir {log_dir}: {problem}", ExitCode.INVALID)
+
+
+def _unusable_dir(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a directory wfrun writes in, or None."""
+    for place in (path, *path.parents):
+        if place.is_dir():
+            return None
+        if place.exists() or place.is_symlink():
+            return f"{place} is a file, not a directory"
+    return None
+
+
+def _check_output_file(option: str, path: Path | None) -> None:
+    """Refuse, before anything runs, a report path that could not be written at the end: a
+    run that succeeded must not end with exit 1 because its report had nowhere to go."""
+    if path is None:
+        return
+    if path.is_dir():  # `adir/` too: the trailing slash is gone from a Path
+        _fail(f"cannot use {option} {path}: it is a directory; give a file name", ExitCode.INVALID)
+    directory = path.parent
+    if directory.is_dir():
+        problem = _cannot_write_in(directory)
+    elif directory.exists():
+        problem = f"{directory} is not a directory"
+    else:
+        problem = f"the directory {directory} does not exist"
+    if problem is not None:
+        _fail(f"cannot use {option} {path}: {problem}", ExitCode.INVALID)
+
+
+def _cannot_write_in(directory: Path) -> str | None:
+    """Why no file can be created in `directory`, found by creating one (permission bits do
+    not tell: root ignores them, and /proc or a read-only mount refuse anyway)."""
+    import tempfile
+
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            return None
     except OSError as err:
-        _fail(f"cannot use --log-dir {log_dir}: {err.strerror}", ExitCode.INVALID)
-    if not os.access(log_dir, os.W_OK | os.X_OK):
-        _fail(f"cannot use --log-dir {log_dir}: not writable", ExitCode.INVALID)
+        return f"cannot write in {directory}: {err.strerror or err}"
 
 
 def _executor(dry_run: bool) -> Executor:

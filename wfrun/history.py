@@ -8,29 +8,38 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from pathlib import Path
-
-from wfrun.report_files import REPORT_NAME
 
 RUNS_LOOKED_AT = 20  # the newest runs only: a long history must not slow every command down
 
 
-def previous_durations(workflow_file: Path, log_dir: Path) -> dict[str, float] | None:
-    """Seconds each step took in the newest finished run of this file, or None if there is none.
+def previous_durations(
+    workflow_file: Path, log_dir: Path, steps: Collection[str] | None = None
+) -> dict[str, float] | None:
+    """Seconds each step took in the newest run of this file in which that step ran, or None
+    if no step ran in any.
 
-    A run counts when its report names the same file (resolved from the current directory, as
-    the report records it as given) and at least one step ran.
+    A run that failed early skips most steps; taking its few times for the whole workflow would
+    leave the others to be guessed. A run counts when its report names the same file (resolved
+    from the current directory, as the report records it as given). With `steps`, the search
+    stops once each of them has a time.
     """
     try:
         runs = sorted(os.listdir(log_dir), reverse=True)[:RUNS_LOOKED_AT]
     except OSError:
         return None
+    from wfrun.report_files import REPORT_NAME  # with the xml writer: only when there are runs
+
     target = workflow_file.resolve()
+    wanted = None if steps is None else set(steps)
+    found: dict[str, float] = {}
     for run_id in runs:
-        durations = _durations(log_dir / run_id / REPORT_NAME, target)
-        if durations:
-            return durations
-    return None
+        for step_id, seconds in (_durations(log_dir / run_id / REPORT_NAME, target) or {}).items():
+            found.setdefault(step_id, seconds)
+        if wanted is not None and wanted <= found.keys():
+            break
+    return found or None
 
 
 def _durations(report_path: Path, target: Path) -> dict[str, float] | None:

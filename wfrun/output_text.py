@@ -31,3 +31,24 @@ def shorten(line: str, limit: int = DISPLAY_LINE_CHARS) -> str:
     if len(line) <= limit:
         return line
     return f"{line[:limit]}… ({len(line) - limit} more characters in the log)"
+
+
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """A string from the workflow file (a name, a command, a prompt, a reason that quotes them)
+    made safe for the terminal: every control character is written as a visible escape.
+
+    Unlike a step's output, which is stripped, such a string is the user's own text: `\\x1b`
+    shows that it holds an escape, where the raw character would retitle the window or clear
+    the screen.
+    """
+    if not _UNSHOWABLE.search(text):
+        return text  # the usual case, and the one a big run's frame takes thousands of times
+    return _UNSHOWABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")

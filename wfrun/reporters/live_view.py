@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.console import Group, RenderableType
-from rich.progress_bar import ProgressBar
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from wfrun.durations import format_duration
+from wfrun.output_text import shown
 from wfrun.reporters.plan_view import format_units
 from wfrun.reporters.state import Counts, PoolUsage, RunningStep, RunState, WaitingStep
 
@@ -71,32 +72,81 @@ def _share(counts: Counts, lines: int) -> _Budget:
     return _Budget(running, more_running, waiting, more_waiting)
 
 
-def _header(state: RunState, counts: Counts) -> Table:
-    name = state.workflow.name if state.workflow else "workflow"
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True, overflow="ellipsis", max_width=30)
-    grid.add_column(width=BAR_WIDTH, no_wrap=True)
-    grid.add_column(no_wrap=True, overflow="ellipsis")
-    bar = ProgressBar(total=max(counts.total, 1), completed=counts.finished, width=BAR_WIDTH)
-    grid.add_row(Text(name, style="bold"), bar, _counts_text(state, counts))
-    return grid
+def bar_text(completed: int, total: int, width: int, style: str) -> Text:
+    """`━━━━──────`: done cells `━`, the rest `─`, so that a capture without colour still tells
+    a full bar from an empty one."""
+    done = round(width * min(completed, total) / max(total, 1))
+    return Text.assemble(("━" * done, style), ("─" * (width - done), "dim"))
 
 
-def _counts_text(state: RunState, counts: Counts) -> Text:
+class Bar:
+    """A bar at most `width` cells wide, narrower when the line needs the room."""
+
+    def __init__(self, completed: int, total: int, width: int, style: str = "green") -> None:
+        self.completed, self.total, self.width, self.style = completed, total, width, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(0, min(self.width, options.max_width))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = min(self.width, options.max_width)
+        yield bar_text(self.completed, self.total, width, self.style)
+
+
+class _Header:
+    """`name 12s ━━━━───── 3/8 done · 1 failed · 2 running`, on one line at any width.
+
+    The name, the elapsed time and the done and failed counts stay whole (a name longer than
+    30 cells is cut); the bar gives way first, then the other counts.
+    """
+
+    def __init__(self, name: str, elapsed: float, counts: Counts) -> None:
+        self.name = Text(name, style="bold")
+        self.elapsed = Text(format_duration(elapsed), style="dim")
+        self.counts = counts
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        essential, counts = _counts_text(self.counts)
+        name = self.name.copy()
+        name.truncate(
+            max(8, min(30, width - self.elapsed.cell_len - essential - 4)), overflow="ellipsis"
+        )
+        line = Text.assemble(name, " ", self.elapsed, " ")
+        room = width - line.cell_len - counts.cell_len - 1
+        if room >= 5:
+            line.append_text(
+                bar_text(self.counts.finished, self.counts.total, min(room, BAR_WIDTH), "green")
+            )
+            line.append(" ")
+        line.append_text(counts)
+        line.truncate(width, overflow="ellipsis")
+        yield line
+
+
+def _header(state: RunState, counts: Counts) -> _Header:
+    name = shown(state.workflow.name) if state.workflow else "workflow"
+    return _Header(name, state.elapsed(), counts)
+
+
+def _counts_text(counts: Counts) -> tuple[int, Text]:
+    """The counts, the done and failed ones first; and the width of those two."""
     text = Text(f"{counts.finished}/{counts.total} done")
     extras = [
+        (counts.failed + counts.timed_out, "failed", "red"),
         (counts.running, "running", "cyan"),
         (counts.waiting, "waiting", "dim"),
-        (counts.failed + counts.timed_out, "failed", "red"),
         (counts.skipped, "skipped", "yellow"),
         (counts.cancelled, "cancelled", "magenta"),
     ]
+    essential = text.cell_len
     for number, label, style in extras:
         if number:
             text.append(" · ")
             text.append(f"{number} {label}", style=style)
-    text.append(f" · {format_duration(state.elapsed())}", style="dim")
-    return text
+            if label == "failed":
+                essential = text.cell_len
+    return essential, text
 
 
 def _title(label: str, count: int) -> Text:
@@ -126,7 +176,7 @@ def _running_grid(rows: list[RunningStep], now: float) -> Table:
     grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1, style="dim")
     for row in rows:
         grid.add_row(
-            Text("▶ " + row.step_id),
+            Text("▶ " + shown(row.step_id)),
             Text(f"group {row.group}"),
             Text(format_units(row.resources)),
             Text(format_duration(max(0.0, now - row.started_at))),
@@ -139,7 +189,7 @@ def _detail(row: RunningStep) -> Text:
     """The last output line; for an agent step, the prompt it is answering first."""
     if row.prompt is None:
         return Text(row.last_line)
-    text = Text("❯ " + row.prompt, style="italic")
+    text = Text("❯ " + shown(row.prompt), style="italic")
     if row.last_line:
         text.append(" · " + row.last_line)
     return text
@@ -149,13 +199,13 @@ def _waiting_section(state: RunState, total: int, budget: _Budget) -> list[Rende
     rows = state.waiting(budget.waiting)
     parts: list[RenderableType] = [_title("waiting", total)]
     if rows:
-        parts.append(_waiting_grid(rows))
+        parts.append(_waiting_grid(state, rows))
     if budget.more_waiting:
         parts.append(_more(total - len(rows), "waiting"))
     return parts
 
 
-def _waiting_grid(rows: list[WaitingStep]) -> Text:
+def _waiting_grid(state: RunState, rows: list[WaitingStep]) -> Text:
     # One Text of aligned lines rather than a Table: the waiting list is most of a big run's
     # frame, and a table measures every cell on every redraw (a third of the frame's cost).
     width = min(32, max(len(row.step_id) for row in rows) + 2)
@@ -163,9 +213,17 @@ def _waiting_grid(rows: list[WaitingStep]) -> Text:
     for index, row in enumerate(rows):
         if index:
             block.append("\n")
-        block.append(f"· {row.step_id}"[:width].ljust(width) + " ")
-        block.append(row.reason, style="yellow" if row.ready else "dim")
+        block.append(f"· {shown(row.step_id)}"[:width].ljust(width) + " ")
+        block.append(_reason(state, row), style="yellow" if row.ready else "dim")
     return block
+
+
+def _reason(state: RunState, row: WaitingStep) -> str:
+    """Why a step waits; a step that needs nothing and was not reported ready yet (the first
+    frame, before the scheduler's first pass) is about to start, not waiting for `needs `."""
+    if not row.ready and not state.unfinished_dependencies(row.step_id):
+        return "about to start"
+    return shown(row.reason)
 
 
 def _pools_grid(pools: list[PoolUsage]) -> Table:
@@ -175,7 +233,7 @@ def _pools_grid(pools: list[PoolUsage]) -> Table:
     grid.add_column(no_wrap=True, justify="right")
     grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1, style="dim")
     for pool in pools:
-        bar = ProgressBar(total=max(pool.capacity, 1), completed=pool.in_use, width=POOL_BAR_WIDTH)
-        held = f"held by {', '.join(pool.holders)}" if pool.holders else ""
+        bar = Bar(pool.in_use, pool.capacity, POOL_BAR_WIDTH, style="magenta")
+        held = f"held by {', '.join(map(shown, pool.holders))}" if pool.holders else ""
         grid.add_row(Text(f"pool {pool.name}"), bar, Text(f"{pool.in_use}/{pool.capacity}"), held)
     return grid

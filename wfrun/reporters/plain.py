@@ -21,9 +21,9 @@ from wfrun.events import (
     StepWaiting,
     WaitKind,
 )
-from wfrun.output_text import printable, shorten
+from wfrun.output_text import printable, shorten, shown
 from wfrun.planner import Plan
-from wfrun.reporters.plan_view import format_units, mode_text
+from wfrun.reporters.plan_view import counted, format_units, mode_text
 from wfrun.reporters.state import RunState
 from wfrun.reporters.summary_view import (
     status_glyph,
@@ -66,11 +66,11 @@ def make_console(stream: TextIO, *, color: bool, width: int = DEFAULT_WIDTH) -> 
 
 def step_line(result: StepResult) -> str:
     """`✘ test  failed in 0.4s: exited with code 1`."""
-    line = f"{status_glyph(result)} {result.step_id}  {status_words(result)}"
+    line = f"{status_glyph(result)} {shown(result.step_id)}  {status_words(result)}"
     if result.duration is not None:
         line += f" in {format_duration(result.duration)}"
     if result.reason and not result.success:
-        line += f": {result.reason}"
+        line += f": {shown(result.reason)}"
     return line
 
 
@@ -79,7 +79,7 @@ def stopping_line(event: RunStopping) -> str:
     count = len(event.running)
     steps = f"{count} running step{'s' if count != 1 else ''}"
     if not count:
-        return f"■ stopping ({event.reason}): starting nothing more"
+        return f"■ stopping ({shown(event.reason)}): starting nothing more"
     if event.forced or event.grace_period <= 0:
         return f"■ stopping ({event.reason}): killing {steps}"
     seconds = event.grace_period
@@ -188,8 +188,8 @@ class PlainReporter:
         self._console.print(line, soft_wrap=True)
 
     def _run_started(self, event: RunStarted) -> None:
-        steps = len(event.workflow.steps)
-        text = f"▶ running {event.workflow.name}: {steps} steps, {mode_text(event.plan)}"
+        steps = counted(len(event.workflow.steps), "step")
+        text = f"▶ running {shown(event.workflow.name)}: {steps}, {mode_text(event.plan)}"
         text += f" · run {event.run_id}"
         if event.run_dir:
             text += f" · logs in {event.run_dir}"
@@ -199,12 +199,12 @@ class PlainReporter:
         where = f"group {event.group}"
         if event.resources:
             where += f" · {format_units(event.resources)}"
-        self._print(event.at, f"▶ {event.step_id}  [{where}]", "cyan")
+        self._print(event.at, f"▶ {shown(event.step_id)}  [{where}]", "cyan")
 
     def _step_waiting(self, event: StepWaiting) -> None:
         if event.reason.kind in _LOGGED_WAITS:
             reason = self.state.wait_text(event.step_id) or str(event.reason)
-            self._print(event.at, f"⋯ {event.step_id}  waiting: {reason}", "yellow")
+            self._print(event.at, f"⋯ {shown(event.step_id)}  waiting: {shown(reason)}", "yellow")
 
     def _step_output(self, event: StepOutput) -> None:
         if self.output_mode != "stream":

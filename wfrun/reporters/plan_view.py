@@ -12,7 +12,13 @@ from rich.text import Text
 
 from wfrun.durations import format_duration
 from wfrun.model import Step
+from wfrun.output_text import shown
 from wfrun.planner import Plan
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 step`, `2 steps`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_units(resources: Mapping[str, int]) -> str:
@@ -54,7 +60,7 @@ def critical_path_text(plan: Plan) -> str:
     chain = " → ".join(plan.critical_path)
     if plan.durations_known:
         estimate = format_duration(plan.remaining[plan.critical_path[0]])
-        return f"{chain} (about {estimate}, from the previous run)"
+        return f"{chain} (about {estimate}, from earlier runs)"
     return f"{chain} ({len(plan.critical_path)} steps)"
 
 
@@ -62,8 +68,9 @@ def plan_view(plan: Plan) -> RenderableType:
     """The text format of `wfrun plan`."""
     wf = plan.workflow
     headline = Text.assemble(
-        (wf.name, "bold"),
-        f" · {len(wf.steps)} steps in {len(plan.groups)} groups · {mode_text(plan)}",
+        (shown(wf.name), "bold"),
+        f" · {counted(len(wf.steps), 'step')} in {counted(len(plan.groups), 'group')}"
+        f" · {mode_text(plan)}",
     )
     by_id = {s.id: s for s in wf.steps}
     width = id_width(by_id)
@@ -83,9 +90,9 @@ def _group_table(index: int, steps: list[Step], width: int) -> Table:
     table.add_column("limit")
     table.add_column("depends on")
     for step in steps:
-        label = Text(step.id)
+        label = Text(shown(step.id))
         if step.name != step.id:
-            label.append(f" ({step.name})", style="dim")
+            label.append(f" ({shown(step.name)})", style="dim")
         table.add_row(
             label,
             Text(format_units(step.parallel.resources)),

@@ -257,7 +257,7 @@ class RunState:
         ]
         rest = None if limit is None else max(0, limit - len(rows))
         rows += [
-            WaitingStep(sid, "needs " + ", ".join(self.unfinished_dependencies(sid)), ready=False)
+            WaitingStep(sid, _needs(self.unfinished_dependencies(sid)), ready=False)
             for sid in islice(self._not_ready, rest)
         ]
         return rows
@@ -326,6 +326,11 @@ class RunState:
         if reason.kind is WaitKind.DEPENDENCY:
             return replace(reason, held_by=self.unfinished_dependencies(step_id))
         return reason
+
+
+def _needs(dependencies: tuple[str, ...]) -> str:
+    # Before the scheduler's first pass, steps without dependencies are not yet ready.
+    return "needs " + ", ".join(dependencies) if dependencies else "about to start"
 
 
 def _prompt_line(step: Step | None) -> str | None:

@@ -1,4 +1,9 @@
-"""The end-of-run summary: a table per group, the statistics, pool utilization, failure digests."""
+"""The end-of-run summary: a table per group, the statistics, pool utilization, failure digests.
+
+A large run gets the same on one screen: the slowest steps instead of a table per group, a
+digest for at most DIGESTS steps that ran and failed, and one counted line per reason for the
+steps that never started; every step's row is in report.json.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,25 @@ import signal
 from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from wfrun.durations import format_duration
-from wfrun.output_text import printable
+from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
-from wfrun.reporters.plan_view import id_width, titled_table
+from wfrun.reporters.live_view import Bar
+from wfrun.reporters.plan_view import counted, id_width, titled_table
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 DIGEST_LINES = 10
 NOTABLE_WAIT = 0.01  # shorter waits are the dispatcher's own latency, not worth a column
 MAX_LINE = 300  # a minified bundle on one line would otherwise fill the screen
 GROUP_ROWS = 15  # succeeded steps listed per group; the rest are counted
+TABLE_STEPS = 30  # up to this many steps, a table per group; beyond, the slowest steps
+SLOWEST = 10  # rows of the slowest-steps table of a large run
+DIGESTS = 10  # failure digests shown; further failures are named on one line
+NOT_STARTED_LINES = 5  # reasons shown for steps that never started; the rest are summed
+PATH_STEPS = 8  # a longer critical path shows its ends and counts the middle
 
 # glyph, words, style per final status
 _STATUS: dict[StepStatus, tuple[str, str, str]] = {
@@ -79,22 +89,34 @@ def tail_lines(output_tail: str, limit: int = DIGEST_LINES) -> list[str]:
 
 
 def summary_view(result: RunResult, plan: Plan, *, tables: bool = True) -> RenderableType:
-    """Everything a user needs after the run; `tables=False` leaves out the per-group tables."""
+    """Everything a user needs after the run, on one screen however large the run.
+
+    A run of at most TABLE_STEPS steps gets a table per group; a larger one a table of its
+    slowest steps. `tables=False` (the quiet mode) leaves out both.
+    """
     parts: list[RenderableType] = [_headline(result)]
     if result.error:
-        parts.append(Text(result.error, style="red"))
-    parts += _group_tables(result, plan) if tables else [Text()]
-    parts.append(_statistics(result, plan))
+        parts.append(Text(shown(result.error), style="red"))
+    by_group = tables and len(result.step_results) <= TABLE_STEPS
+    if by_group:
+        parts += _group_tables(result, plan)
+    elif tables:
+        parts += [Text(), _slowest_table(result), Text()]
+    else:
+        parts.append(Text())
+    parts.append(_statistics(result, plan, full_table_elsewhere=not by_group))
     if result.parallel_stats and result.parallel_stats.resources:
         parts.append(_pool_bars(result.parallel_stats))
-    parts += [_digest(r) for r in _digested(result, plan)]
+    parts += _failures(result, plan)
+    if not by_group:
+        parts += _not_started(result)
     return Group(*parts)
 
 
 def _headline(result: RunResult) -> Text:
     glyph, style = _RUN_STYLE[result.status]
     text = Text.assemble(
-        (f"{glyph} {result.workflow_name} ", "bold"),
+        (f"{glyph} {shown(result.workflow_name)} ", "bold"),
         (result.status.value.replace("_", " "), f"bold {style}"),
         f" in {format_duration(result.execution_time_s)}",
     )
@@ -102,7 +124,7 @@ def _headline(result: RunResult) -> Text:
     for r in result.step_results.values():
         tally[status_words(r)] = tally.get(status_words(r), 0) + 1
     parts = ", ".join(f"{n} {words}" for words, n in tally.items())
-    text.append(f" · {len(result.step_results)} steps: {parts}", style="dim")
+    text.append(f" · {counted(len(result.step_results), 'step')}: {parts}", style="dim")
     return text
 
 
@@ -139,15 +161,40 @@ def _group_table(index: int, rows: list[StepResult], width: int) -> Table:
     table.add_column("step", min_width=width)
     table.add_column("status", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("waited", justify="right", no_wrap=True)
+    _add_rows(table, rows, [[Text(shown(r.step_id)), _status_cell(r), _time_cell(r)] for r in rows])
+    return table
+
+
+def _status_cell(r: StepResult) -> Text:
+    return Text(f"{status_glyph(r)} {status_words(r)}", style=status_style(r))
+
+
+def _add_rows(table: Table, rows: list[StepResult], cells: list[list[RenderableType]]) -> None:
+    """The rows, with a `waited` column when some step waited for a reason, and a `why`
+    column (the one that wraps) when some step did not succeed or waited."""
+    waited = any(_notable_wait(r) is not None for r in rows)
     whys = [_why_cell(r) for r in rows]
+    if waited:
+        table.add_column("waited", justify="right", no_wrap=True)
     if any(whys):
-        # The one column that wraps: why a step did not succeed, or what it waited for.
         table.add_column("why")
-    for r, why in zip(rows, whys, strict=True):
-        status = Text(f"{status_glyph(r)} {status_words(r)}", style=status_style(r))
-        cells = [Text(r.step_id), status, _time_cell(r), _waited_cell(r)]
-        table.add_row(*cells, *([why] if any(whys) else []))
+    for r, why, row in zip(rows, whys, cells, strict=True):
+        table.add_row(*row, *([_waited_cell(r)] if waited else []), *([why] if any(whys) else []))
+
+
+def _slowest_table(result: RunResult) -> Table:
+    ran = [r for r in result.step_results.values() if r.duration is not None]
+    slowest = sorted(ran, key=lambda r: -(r.duration or 0.0))[:SLOWEST]
+    table = titled_table(f"slowest {counted(len(slowest), 'step')} of {len(ran)} that ran")
+    table.add_column("step", min_width=id_width(r.step_id for r in slowest))
+    table.add_column("group", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    cells: list[list[RenderableType]] = [
+        [Text(shown(r.step_id)), str(r.parallel_group), _status_cell(r), _time_cell(r)]
+        for r in slowest
+    ]
+    _add_rows(table, slowest, cells)
     return table
 
 
@@ -156,8 +203,12 @@ def _time_cell(r: StepResult) -> Text:
 
 
 def _notable_wait(r: StepResult) -> float | None:
+    """A wait worth showing: long enough, and with a reason. A step that waited for nothing
+    (the dispatcher's own latency, or a burst of ready steps being started) did not wait."""
     wait = r.wait_time
-    return wait if wait is not None and wait >= NOTABLE_WAIT else None
+    if wait is None or wait < NOTABLE_WAIT or not r.wait_reason:
+        return None
+    return wait
 
 
 def _waited_cell(r: StepResult) -> Text:
@@ -168,15 +219,15 @@ def _waited_cell(r: StepResult) -> Text:
 def _why_cell(r: StepResult) -> Text:
     text = Text()
     if r.reason and not r.success:
-        text.append(r.reason)
+        text.append(shown(r.reason))
     if r.wait_reason and _notable_wait(r) is not None:
         if text:
             text.append("; ")
-        text.append(f"waited: {r.wait_reason}", style="dim")
+        text.append(f"waited: {shown(r.wait_reason)}", style="dim")
     return text
 
 
-def _statistics(result: RunResult, plan: Plan) -> Table:
+def _statistics(result: RunResult, plan: Plan, *, full_table_elsewhere: bool) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -192,7 +243,9 @@ def _statistics(result: RunResult, plan: Plan) -> Table:
         grid.add_row("step time", format_duration(ran))
     grid.add_row("wall time", format_duration(result.execution_time_s))
     if result.run_dir is not None:
-        grid.add_row("logs, report", f"{result.run_dir}/")
+        grid.add_row("logs, report", f"{shown(result.run_dir)}/")
+        if full_table_elsewhere:
+            grid.add_row("every step", f"{shown(result.run_dir)}/report.json")
     return grid
 
 
@@ -203,8 +256,18 @@ def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None
         f"{stats.speedup:.2f}× ({format_duration(stats.sequential_time)} of step time)",
     )
     if stats.critical_path:
-        chain = " → ".join(stats.critical_path)
-        grid.add_row("critical path", f"{chain} ({format_duration(stats.critical_path_time)})")
+        grid.add_row("critical path", _path_text(stats))
+
+
+def _path_text(stats: ParallelStats) -> str:
+    """`a → b → c (2.0s)`; a long chain keeps its ends: `a → b → c → … → x → y → z (120 steps,
+    7.2s)`."""
+    path = [shown(sid) for sid in stats.critical_path]
+    time = format_duration(stats.critical_path_time)
+    if len(path) <= PATH_STEPS:
+        return f"{' → '.join(path)} ({time})"
+    ends = [*path[:3], "…", *path[-3:]]
+    return f"{' → '.join(ends)} ({len(path)} steps, {time})"
 
 
 def _pool_bars(stats: ParallelStats) -> Table:
@@ -213,7 +276,7 @@ def _pool_bars(stats: ParallelStats) -> Table:
     grid.add_column(width=20, no_wrap=True)
     grid.add_column()
     for name, pool in stats.resources.items():
-        bar = ProgressBar(total=1.0, completed=pool.utilization, width=20)
+        bar = Bar(round(pool.utilization * 1000), 1000, 20, style="magenta")
         grid.add_row(f"pool {name}", bar, _pool_numbers(pool))
     return grid
 
@@ -226,11 +289,50 @@ def _pool_numbers(pool: PoolStats) -> str:
 
 
 def _digested(result: RunResult, plan: Plan) -> list[StepResult]:
-    """Failed, timed-out and cancelled steps, in plan order (skipped ones never ran)."""
+    """Steps that ran and failed, timed out or were cancelled while running, in plan order.
+
+    A step that never started has nothing to digest (no command ran, no output, no log).
+    """
     order = [sid for ids in plan.groups for sid in ids]
     order += [sid for sid in result.step_results if sid not in plan.group_of]
     rows = [result.step_results.get(sid) for sid in order]
-    return [r for r in rows if r is not None and r.status in _DIGESTED]
+    return [r for r in rows if r is not None and r.status in _DIGESTED and r.start_time is not None]
+
+
+def _failures(result: RunResult, plan: Plan) -> list[RenderableType]:
+    """A digest per step that ran and did not succeed, the first DIGESTS of them; the others
+    are named on one line (their digests are in the report)."""
+    digested = _digested(result, plan)
+    parts: list[RenderableType] = [_digest(r) for r in digested[:DIGESTS]]
+    rest = digested[DIGESTS:]
+    if rest:
+        names = ", ".join(shown(r.step_id) for r in rest[:10]) + (", …" if len(rest) > 10 else "")
+        more = f"… and {counted(len(rest), 'more step')} that did not succeed: {names}"
+        parts.append(Text(more, style="red"))
+    return parts
+
+
+def _not_started(result: RunResult) -> list[RenderableType]:
+    """One counted line per reason for the steps that never started: `178 steps not started:
+    run interrupted`, `12 steps skipped: dependency 'build' failed`."""
+    tally: dict[tuple[StepStatus, str], int] = {}
+    for r in result.step_results.values():
+        if r.start_time is None and not r.success:
+            key = (r.status, r.reason or "")
+            tally[key] = tally.get(key, 0) + 1
+    ranked = sorted(tally.items(), key=lambda item: -item[1])
+    lines: list[RenderableType] = []
+    for (status, reason), n in ranked[:NOT_STARTED_LINES]:
+        if reason.startswith("not started"):  # the core's words already say it
+            text = f"{counted(n, 'step')} {shown(reason)}"
+        else:
+            text = f"{counted(n, 'step')} {_STATUS[status][1]}"
+            text += f": {shown(reason)}" if reason else ""
+        lines.append(Text(text, style=_STATUS[status][2]))
+    rest = sum(n for _, n in ranked[NOT_STARTED_LINES:])
+    if rest:
+        lines.append(Text(f"{counted(rest, 'more step')} did not start, for other reasons"))
+    return lines
 
 
 def _digest(r: StepResult) -> Panel:
@@ -238,11 +340,11 @@ def _digest(r: StepResult) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     if r.command:
-        body.add_row("command", Text(r.command))
+        body.add_row("command", Text(shown(r.command)))
     if ended_by(r):
         body.add_row("ended by", Text(ended_by(r)))
     if r.reason:
-        body.add_row("reason", Text(r.reason))
+        body.add_row("reason", Text(shown(r.reason)))
     if r.duration is not None:
         body.add_row("ran for", format_duration(r.duration))
     lines = tail_lines(r.output_tail)
@@ -250,6 +352,6 @@ def _digest(r: StepResult) -> Panel:
         label = "last line" if len(lines) == 1 else f"last {len(lines)} lines"
         body.add_row(label, Text("\n".join(lines), style="dim"))
     if r.log_file:
-        body.add_row("log", Text(r.log_file))
-    title = Text(f"{status_glyph(r)} {r.step_id} {status_words(r)}", style=status_style(r))
+        body.add_row("log", Text(shown(r.log_file)))
+    title = Text(f"{status_glyph(r)} {shown(r.step_id)} {status_words(r)}", style=status_style(r))
     return Panel(body, title=title, title_align="left", box=box.ROUNDED)
