@@ -103,6 +103,9 @@ def test_literals(text: str, value: Value) -> None:
 def test_numbers_are_floats_and_a_literal_is_never_infinite() -> None:
     assert parse("3") == Number(3.0)
     assert error_of("1e999") == (0, "number '1e999' is too large")
+    assert error_of("0x" + "f" * 300) == (0, f"number '0x{'f' * 300}' is too large")
+    assert to_number("-0x" + "f" * 300) == -math.inf
+    assert to_number(10**400) == math.inf
 
 
 # ---- paths ------------------------------------------------------------------------------------

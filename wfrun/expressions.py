@@ -267,12 +267,19 @@ _MISTYPED = {
 
 def _number_value(text: str) -> float:
     body = text.lstrip("+-")
-    sign = -1.0 if text.startswith("-") else 1.0
+    sign = -1 if text.startswith("-") else 1
     if body[:2] in ("0x", "0X"):
-        return sign * int(body[2:], 16)
+        return _as_float(sign * int(body[2:], 16))
     if body[:2] in ("0o", "0O"):
-        return sign * int(body[2:], 8)
+        return _as_float(sign * int(body[2:], 8))
     return float(text)
+
+
+def _as_float(number: int) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # beyond a double: infinite, as a long decimal literal would be
+        return math.inf if number > 0 else -math.inf
 
 
 class _Lexer:
@@ -909,8 +916,10 @@ def to_number(value: Value) -> float:
         return 0.0
     if isinstance(value, bool):
         return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, int):
+        return _as_float(value)
+    if isinstance(value, float):
+        return value
     if isinstance(value, str):
         text = value.strip()
         if text == "":
