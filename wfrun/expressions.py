@@ -1,7 +1,7 @@
 """GitHub Actions expressions (SPEC §10.4): parse to a typed tree, analyse, evaluate. Pure: no I/O.
 
 The language is GitHub's: literals (`'it''s'`, `711`, `-9.2`, `0xff`, `-2.99e-2`, `true`, `false`,
-`null`), context paths (`steps.build.outputs.version`, `matrix['os-name']`, `needs[0]`), `!`,
+`null`), context paths (`steps.build.outputs.version`, `matrix['os-name']`, `vars.list[0]`), `!`,
 `<`, `<=`, `>`, `>=`, `==`, `!=`, `&&`, `||`, parentheses and the functions `success()`,
 `failure()`, `always()`, `contains()`, `startsWith()`, `endsWith()`, `format()`, `join()`,
 `toJSON()` and `fromJSON()`. Names of functions, contexts and properties are case-insensitive;
@@ -13,7 +13,7 @@ How the rest of wfrun uses it::
     for ref in references(expr):       # what the loader checks: unknown contexts, non-dependencies
         ref.context, ref.path, ref.offset          # 'steps', ('build', 'outputs', 'version'), 0
     uses_status_function(expr)         # True: a condition that decides when it may run
-    value = evaluate(expr, {"steps": {...}}, status=StepStatus(success=True, failure=False))
+    value = evaluate(expr, {"steps": {...}}, status=StepStatus(succeeded=True, failed=False))
     truthy(value)                      # how `if:` reads the result
     to_text(value)                     # how `${{ }}` inside a string writes it (see templates.py)
 
@@ -28,6 +28,12 @@ sequences and string-keyed mappings. Comparisons follow GitHub's loose rules: va
 types are compared as numbers (null 0, false 0, true 1, a string parsed as a JSON number, '' 0,
 anything else NaN, and NaN compares false with everything); arrays and objects are equal only to
 themselves. `&&` and `||` return one of their operands, as in JavaScript.
+
+Left to the caller, who knows the workflow: which context names and steps exist (the parser
+accepts any name; `references()` lists them for `validate`, and evaluating a name missing from
+`contexts` is an error with a suggestion); whether status functions are allowed (pass
+`status=None` outside `if:` and calling one is an error); whether an output was set before a step
+starts (`reference_is_set`, since a missing path otherwise reads as null).
 """
 
 from __future__ import annotations
