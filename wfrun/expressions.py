@@ -39,12 +39,13 @@ starts (`reference_is_set`, since a missing path otherwise reads as null).
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
 from wfrun.errors import WfrunError
 from wfrun.suggest import did_you_mean
@@ -243,8 +244,7 @@ class _Kind(enum.Enum):
     END = "the end of the expression"
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: tokens are many and short-lived, frozen dataclasses slow
     kind: _Kind
     text: str
     offset: int
@@ -252,14 +252,21 @@ class _Token:
     string: str = ""
 
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _NUMBER = re.compile(
     r"[+-]?(?:0[xX][0-9A-Fa-f]+|0[oO][0-7]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
 )
 # What a number-like run of characters extends over, to report `1abc` as one bad number.
 _NUMBER_RUN = re.compile(r"[+-]?[.0-9A-Za-z_]+")
 _NUMBER_TAIL = re.compile(r"[.0-9A-Za-z_]")
-_PUNCTUATION = ("&&", "||", "==", "!=", "<=", ">=", "<", ">", "!", "(", ")", "[", "]", ".", ",")
+_TOKEN_TAIL = (
+    r"|(?P<string>'(?:[^']|'')*+')"  # possessive: `'a''` stays unclosed
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_-]*)"
+    r"|(?P<punct>&&|\|\||==|!=|<=|>=|[<>!()\[\].,])"
+    r")?"
+)
+_OPERAND_START = re.compile(r"[ \t\r\n]*(?:(?P<number>[+-]?\.?[0-9])" + _TOKEN_TAIL)
+_AFTER_OPERAND = re.compile(r"[ \t\r\n]*(?:(?P<number>[0-9])" + _TOKEN_TAIL)
+_OPERAND_KINDS = frozenset({_Kind.NUMBER, _Kind.STRING, _Kind.IDENT})
 _MISTYPED = {
     "=": "'=' is not an operator (did you mean '=='?)",
     "&": "'&' is not an operator (did you mean '&&'?)",
@@ -297,49 +304,34 @@ class _Lexer:
         self.after_operand = False
 
     def next(self) -> _Token:
-        text, pos = self.text, self.pos
-        while pos < len(text) and text[pos] in " \t\r\n":
-            pos += 1
-        self.pos = pos
-        if pos >= len(text):
+        # One regex match per token; where an operand may start, `-2`, `+2` and `.5` are numbers.
+        text = self.text
+        pattern = _AFTER_OPERAND if self.after_operand else _OPERAND_START
+        match = pattern.match(text, self.pos)
+        assert match is not None  # every alternative but the last may match nothing
+        pos = match.start(match.lastgroup) if match.lastgroup else match.end()
+        kind = match.lastgroup
+        if kind is None:
+            if pos < len(text):
+                self._refuse(pos)
+            self.pos = pos
             return _Token(_Kind.END, "", pos)
-        char = text[pos]
-        if char == "'":
-            token = self._string(pos)
-        elif char.isascii() and (
-            char.isdigit() or (not self.after_operand and self._starts_number())
-        ):
+        word = match.group(kind)
+        if kind == "number":
             token = self._number(pos)
-        elif _IDENT.match(text, pos):
-            match = _IDENT.match(text, pos)
-            assert match is not None
-            token = _Token(_Kind.IDENT, match.group(), pos)
+        elif kind == "string":
+            token = _Token(_Kind.STRING, word, pos, string=word[1:-1].replace("''", "'"))
         else:
-            token = self._punctuation(pos)
-        self.pos = token.offset + len(token.text)
-        self.after_operand = token.kind in (_Kind.NUMBER, _Kind.STRING, _Kind.IDENT) or (
-            token.text in (")", "]")
-        )
+            token = _Token(_Kind.IDENT if kind == "name" else _Kind.PUNCT, word, pos)
+        self.pos = pos + len(token.text)
+        self.after_operand = token.kind in _OPERAND_KINDS or word in (")", "]")
         return token
 
-    def _starts_number(self) -> bool:
-        rest = self.text[self.pos : self.pos + 3]
-        if rest[:1] in ("+", "-"):
-            rest = rest[1:]
-        return rest[:1].isdigit() or (rest[:1] == "." and rest[1:2].isdigit())
-
-    def _string(self, start: int) -> _Token:
-        text, pos, parts = self.text, start + 1, []
-        while True:
-            end = text.find("'", pos)
-            if end < 0:
-                raise ExpressionError("unclosed string literal (a ' is missing)", start)
-            parts.append(text[pos:end])
-            if text.startswith("''", end):
-                parts.append("'")
-                pos = end + 2
-                continue
-            return _Token(_Kind.STRING, text[start : end + 1], start, string="".join(parts))
+    def _refuse(self, pos: int) -> None:
+        char = self.text[pos]
+        if char == "'":
+            raise ExpressionError("unclosed string literal (a ' is missing)", pos)
+        raise ExpressionError(_MISTYPED.get(char, f"unexpected character {char!r}"), pos)
 
     def _number(self, start: int) -> _Token:
         match = _NUMBER.match(self.text, start)
@@ -352,14 +344,6 @@ class _Lexer:
             raise ExpressionError(f"number {match.group()!r} is too large", start)
         return _Token(_Kind.NUMBER, match.group(), start, number=value)
 
-    def _punctuation(self, start: int) -> _Token:
-        for punct in _PUNCTUATION:
-            if self.text.startswith(punct, start):
-                return _Token(_Kind.PUNCT, punct, start)
-        char = self.text[start]
-        message = _MISTYPED.get(char, f"unexpected character {char!r}")
-        raise ExpressionError(message, start)
-
 
 # ---- parsing ----------------------------------------------------------------------------------
 
@@ -367,6 +351,8 @@ _BINARY_BY_TEXT = {op.value: op for op in BinaryOp}
 _KEYWORDS = {"true", "false", "null"}
 
 
+# Trees are immutable, and the same text recurs (matrix instances, repeated references).
+@functools.lru_cache(maxsize=4096)
 def parse(text: str) -> Expr:
     """The tree of one expression (without `${{ }}`); ExpressionError if it is not one."""
     if len(text) > MAX_LENGTH:
