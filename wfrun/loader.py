@@ -91,7 +91,9 @@ def _load(
     data, problems, tree = parse(text, file, _empty_workflow_message)
     if not quickly_valid(data):
         problems += validate(data, tree, file, "workflow", workflow_validator())
-    source = Source.validated(file, data, tree.locate, _broken_paths(problems))
+    source = Source.validated(
+        file, data, tree.locate, _broken_paths(problems), locate_value=tree.locate_value
+    )
     found = [p.diagnostic for p in problems]
     agents = declared_agents(source)
     if extra_agents is not None:
@@ -118,7 +120,14 @@ def parse_agents_text(text: str, file: str = "<agents>") -> AgentsFile:
     with gc_paused():
         data, problems, tree = parse(text, file, _empty_agents_message)
         problems += validate(data, tree, file, "agents file", agents_validator())
-        source = Source.validated(file, data, tree.locate, _broken_paths(problems), "agents file")
+        source = Source.validated(
+            file,
+            data,
+            tree.locate,
+            _broken_paths(problems),
+            "agents file",
+            locate_value=tree.locate_value,
+        )
     found = [p.diagnostic for p in problems]
     if data is not None:
         found += check_agents(source)
