@@ -350,7 +350,7 @@ def run(
     from wfrun.errors import WorkflowError
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
-    from wfrun.runner import WorkflowRunner
+    from wfrun.runner import RunDirectoryError, WorkflowRunner
 
     workflow = _load(file, agents)
     try:
@@ -375,6 +375,8 @@ def run(
     )
     try:
         result = runner.execute_plan(planned, keep_going=keep_going)
+    except RunDirectoryError as err:
+        _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
             close = getattr(reporter, "close", None)

@@ -100,6 +100,9 @@ class Agent:
     env: Mapping[str, str] = field(default_factory=frozen_map)
     timeout: float | None = None
     position: Position = Position(1, 1)
+    # Set for an agent of an `--agents` file: that file's directory, against which the loader
+    # made absolute the relative paths of files in `command` (None: the workflow's own agent).
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
