@@ -183,7 +183,8 @@ def check_agents(source: Source) -> list[Diagnostic]:
         found += _agent_command(agent)
         found += duration_problems(source, [(*agent.path, "timeout")])
         found += _env_names(source, [(*agent.path, "env")])
-        found += _parameter_clashes(source, agent.path, agent.field("parameters") or {})
+        parameters = agent.field("parameters") or {}
+        found += _parameter_clashes(source, (*agent.path, "parameters"), parameters, parameters)
     return found
 
 
@@ -494,7 +495,7 @@ def _agent_steps(
         known = {**(agent.field("parameters") or {}), **(given or {})}
         if given:
             parameters_path = ("steps", index, "config", "parameters")
-            yield from _parameter_clashes(source, parameters_path, known)
+            yield from _parameter_clashes(source, parameters_path, known, given)
         for parameter in agent_parameters(agent):
             if parameter not in known:
                 message = (
@@ -510,20 +511,21 @@ def parameter_variable(name: str) -> str:
 
 
 def _parameter_clashes(
-    source: Source, path: JsonPath, parameters: Mapping[str, Any]
+    source: Source, path: JsonPath, parameters: Mapping[str, Any], own: Mapping[str, Any]
 ) -> Iterator[Diagnostic]:
-    """Parameters that would be given as the same WFRUN_PARAM_<NAME> variable."""
+    """Parameters that would be given as the same WFRUN_PARAM_<NAME> variable; only clashes
+    with a name of `own` (those written at `path`) are reported there."""
     first: dict[str, str] = {}
     for name in parameters:
         variable = parameter_variable(name)
-        if variable in first:
+        if variable not in first:
+            first[variable] = name
+        elif name in own or first[variable] in own:
             message = (
                 f"parameters {first[variable]!r} and {name!r} would both be given to the agent "
                 f"as {variable}: rename one"
             )
             yield source.at(path, message)
-        else:
-            first[variable] = name
 
 
 def _command_lines(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:

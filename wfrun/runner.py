@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from wfrun.errors import WfrunError
 from wfrun.events import Reporter
 from wfrun.executors.base import DEFAULT_GRACE_PERIOD, Executor
-from wfrun.errors import WfrunError
 from wfrun.model import STEP_ID, Workflow
 from wfrun.planner import Plan, check_steps, make_plan
 from wfrun.results import RunResult, RunStatus

@@ -290,6 +290,8 @@ class _Explainer:
         return [self.problem(path, message)]
 
     def _minimum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        if _kind(error.instance) != "integer":
+            return []  # `.inf` where a count goes: the type's message says it
         message = (
             f"{self.name(path)} must be at least {error.validator_value}, "
             f"got {_short(str(error.instance))}"
@@ -297,6 +299,8 @@ class _Explainer:
         return [self.problem(path, message)]
 
     def _maximum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        if _kind(error.instance) != "integer":
+            return []
         shown = self.tree.raw(path) or str(error.instance)
         message = (
             f"{self.name(path)} must be at most {error.validator_value:,}, got {_short(shown)}"
