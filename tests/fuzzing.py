@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,7 +267,9 @@ def exercise_agents_file(text: str) -> Outcome:
 
 
 def _unpositioned(error: WorkflowError, text: str, file: str) -> tuple[str, ...]:
-    last_line = text.count("\n") + 2  # the line after the last, where an unclosed thing ends
+    # YAML also breaks lines at \r, NEL, U+2028 and U+2029, and positions count them; one line
+    # more is where an unclosed bracket or quote is found missing.
+    last_line = len(re.findall("\r\n|[\n\r\x85\u2028\u2029]", text)) + 2
     return tuple(
         str(d)
         for d in error.diagnostics
