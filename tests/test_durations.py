@@ -47,3 +47,51 @@ def test_format_duration() -> None:
         "4m05s",
         "1h02m",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "300000",
+            "duration 300000 has no unit: write 300000ms (= 5m) or 300000s (= 83h20m) "
+            "(a bare number is ambiguous; this one reads like milliseconds)",
+        ),
+        (
+            "2000000",
+            "duration 2000000 has no unit: write 2000000ms (= 33m20s) "
+            "(a bare number is ambiguous; this one reads like milliseconds)",
+        ),
+        (
+            "900000000",
+            "duration 900000000 has no unit and is out of range: write a number with a unit, "
+            "e.g. 500ms, 30s, 5m, 1h30m (at most 168h)",
+        ),
+    ],
+)
+def test_a_bare_number_that_reads_like_milliseconds_says_so_first(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_duration(text)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("text", ["169h", "3000000h", "604801s", "9" * 500 + "s"])
+def test_durations_longer_than_a_week_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is too long: at most 168h \(a week\)"):
+        parse_duration(text)
+
+
+def test_a_week_is_the_longest_duration() -> None:
+    assert parse_duration("168h") == parse_duration("604800s") == 7 * 24 * 3600
+
+
+def test_format_duration_rounds_before_choosing_the_unit() -> None:
+    from wfrun.durations import format_duration
+
+    assert [format_duration(s) for s in (0.4, 0.9996, 1.0, 59.97, 61)] == [
+        "400ms",
+        "1.0s",
+        "1.0s",
+        "1m00s",
+        "1m01s",
+    ]

@@ -316,7 +316,7 @@ def test_agents_file_problems_carry_its_own_name(tmp_path: Path) -> None:
     assert found == [
         f"{agents}:3:20: agent 'writer' has an unknown placeholder '{{style}}' in its command "
         "(allowed: {prompt}, {param.NAME})",
-        f"{agents}:4:5: 'timeout' of agent 'writer': duration 600 has no unit: "
+        f"{agents}:4:14: 'timeout' of agent 'writer': duration 600 has no unit: "
         "write 600s, 10m or 600000ms (a bare number is ambiguous)",
         f"{agents}:5:1: unknown top-level key 'models'",
         f"{workflow}:10:44: unknown key 'extra' in 'config' of step 'write'",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import replace
 
 from builders import plan_of, step
@@ -106,3 +107,25 @@ def test_terminal_escapes_in_names_are_shown_not_obeyed() -> None:
     assert "\x1b" not in out and "\x07" not in out
     assert out.startswith("evil\\x1b]0;pwned\\x07 · 1 step")
     assert "a (evil\\x1b]0;pwned\\x07)" in out
+
+
+def test_a_group_too_wide_for_the_terminal_is_wrapped_in_its_columns() -> None:
+    deps = tuple(f"dependency-number-{i}" for i in range(8))
+    plan = plan_of(*(step(d) for d in deps), step("final", deps))
+    console = Console(file=io.StringIO(), width=60)
+    console.print(plan_view(plan))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert all(len(line) <= 60 for line in out.splitlines())
+    assert all(d in out for d in deps)  # wrapped inside the "depends on" column, none lost
+    assert "group 1" in out
+
+
+def test_a_20000_step_chain_is_planned_as_text_in_seconds_not_minutes() -> None:
+    chain = [step("s0")] + [step(f"s{i}", (f"s{i - 1}",)) for i in range(1, 20_000)]
+    plan = plan_of(*chain)
+    console = Console(file=io.StringIO(), width=100)
+    started = time.perf_counter()
+    console.print(plan_view(plan))
+    assert time.perf_counter() - started < 20  # generous: it took 40 s
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "group 19999" in out and "s19999" in out

@@ -7,6 +7,7 @@ raises.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -14,14 +15,16 @@ from typing import Any
 
 from wfrun.durations import parse_duration
 from wfrun.errors import Diagnostic
-from wfrun.model import Position
-from wfrun.suggest import closest, did_you_mean
+from wfrun.model import STEP_ID, Position
+from wfrun.suggest import Vocabulary, closest, listed
 
 JsonPath = tuple[str | int, ...]
 
 # A brace group that looks like a name is a placeholder; other braces (JSON, jq, shell) are text.
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 PARAM_PLACEHOLDER = re.compile(r"param\.([A-Za-z0-9_-]+)")
+# What the agent executor substitutes as a parameter: `{param.` up to the next brace.
+ANY_PARAM_PLACEHOLDER = re.compile(r"\{param\.([^{}]*)\}")
 PROMPT_PLACEHOLDER = "{prompt}"
 
 
@@ -35,6 +38,7 @@ class Source:
     kind: str = "workflow"  # what the file is, for messages about its top level
     broken: frozenset[JsonPath] = frozenset()  # paths of schema errors
     broken_prefixes: frozenset[JsonPath] = frozenset()  # those paths and all their ancestors
+    locate_value: Callable[[JsonPath], Position] | None = None  # default: `locate`
 
     @classmethod
     def validated(
@@ -44,10 +48,11 @@ class Source:
         locate: Callable[[JsonPath], Position],
         broken: Iterable[JsonPath],
         kind: str = "workflow",
+        locate_value: Callable[[JsonPath], Position] | None = None,
     ) -> Source:
         paths = frozenset(broken)
         prefixes = frozenset(path[:k] for path in paths for k in range(len(path) + 1))
-        return cls(file, data, locate, kind, paths, prefixes)
+        return cls(file, data, locate, kind, paths, prefixes, locate_value)
 
     def ok(self, path: JsonPath) -> bool:
         """True when the schema found no problem at, inside or above `path`."""
@@ -59,6 +64,11 @@ class Source:
 
     def at(self, path: JsonPath, message: str) -> Diagnostic:
         position = self.locate(path)
+        return Diagnostic(self.file, position.line, position.col, message)
+
+    def at_value(self, path: JsonPath, message: str) -> Diagnostic:
+        """A diagnostic at the value of `path` rather than its key (a malformed duration)."""
+        position = (self.locate_value or self.locate)(path)
         return Diagnostic(self.file, position.line, position.col, message)
 
     def name(self, path: JsonPath) -> str:
@@ -143,13 +153,18 @@ def check_workflow(source: Source, agents: Mapping[str, DeclaredAgent]) -> list[
     steps = _sound_steps(source)
     ids = _first_ids(source, steps)
     found: list[Diagnostic] = []
+    found += _malformed_ids(source, steps)
     found += _duplicate_ids(source, steps, ids)
     found += _dependencies(source, steps, ids)
     found += _cycles(source, steps, ids)
     found += _pools(source, steps)
     found += _shell_with_args(source, steps)
+    found += _command_lines(source, steps)
     found += _agent_steps(source, steps, agents)
     found += _durations(source, steps)
+    found += _env_names(source, [("env",)])
+    found += _env_names(source, [("steps", index, "config", "env") for index, _ in steps])
+    found += _finite_metadata(source)
     return found
 
 
@@ -167,6 +182,9 @@ def check_agents(source: Source) -> list[Diagnostic]:
     for agent in declared_agents(source).values():
         found += _agent_command(agent)
         found += duration_problems(source, [(*agent.path, "timeout")])
+        found += _env_names(source, [(*agent.path, "env")])
+        parameters = agent.field("parameters") or {}
+        found += _parameter_clashes(source, (*agent.path, "parameters"), parameters, parameters)
     return found
 
 
@@ -184,6 +202,13 @@ def _agent_command(agent: DeclaredAgent) -> list[Diagnostic]:
     has_prompt = False
     for j, arg in enumerate(command):
         path = (*agent.path, "command", j)
+        for name in ANY_PARAM_PLACEHOLDER.findall(arg):
+            if not PARAM_PLACEHOLDER.fullmatch(f"param.{name}"):
+                message = (
+                    f"agent {agent.name!r} has a placeholder '{{param.{name}}}' whose name is not "
+                    "a parameter name (letters, digits, '_' and '-')"
+                )
+                found.append(agent.source.at(path, message))
         for name in PLACEHOLDER.findall(arg):
             if name == "prompt":
                 has_prompt = True
@@ -258,6 +283,15 @@ def _first_ids(source: Source, steps: list[Indexed]) -> dict[str, int]:
     return ids
 
 
+def _malformed_ids(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """Ids the schema's pattern lets through: its `$` also matches before a final newline."""
+    for index, step in steps:
+        step_id = _field(source, index, step, "id")
+        if isinstance(step_id, str) and not STEP_ID.fullmatch(step_id):
+            message = f"invalid step id {step_id!r}: use only letters, digits, '_' and '-'"
+            yield source.at(("steps", index, "id"), message)
+
+
 def _duplicate_ids(
     source: Source, steps: list[Indexed], ids: dict[str, int]
 ) -> Iterator[Diagnostic]:
@@ -272,6 +306,7 @@ def _duplicate_ids(
 def _dependencies(
     source: Source, steps: list[Indexed], ids: dict[str, int]
 ) -> Iterator[Diagnostic]:
+    vocabulary = Vocabulary(ids)  # one index for every misspelt dependency of the file
     for index, step in steps:
         label = step_label(source.data, index)
         for j, dep in enumerate(_field(source, index, step, "dependsOn") or ()):
@@ -279,7 +314,7 @@ def _dependencies(
             if dep == step.get("id"):
                 yield source.at(path, f"{label} depends on itself")
             elif dep not in ids:
-                hint = did_you_mean(dep, ids)
+                hint = vocabulary.did_you_mean(dep)
                 yield source.at(path, f"{label} depends on unknown step {dep!r}{hint}")
 
 
@@ -393,15 +428,15 @@ def _pools(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
     declared = parallel.get("resources", {}) if isinstance(parallel, dict) else {}
     if not isinstance(declared, dict):
         return
+    vocabulary = Vocabulary(declared)
     for index, step in steps:
         resource = _field(source, index, step, "parallel", "resource")
         for pool, units in requested_units(resource).items():
             path = _resource_path(index, resource, pool)
             label = step_label(data, index)
             if pool not in declared:
-                yield source.at(
-                    path, f"{label} uses unknown pool {pool!r} ({_pools_hint(pool, declared)})"
-                )
+                hint = _known_hint(pool, vocabulary, declared, "declared", _NO_POOLS)
+                yield source.at(path, f"{label} uses unknown pool {pool!r} ({hint})")
                 continue
             capacity = declared[pool]
             if source.ok(("parallel", "resources", pool)) and units > capacity:
@@ -411,17 +446,19 @@ def _pools(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
                 yield source.at(path, message)
 
 
-def _known_hint(name: str, known: Mapping[str, Any], label: str, when_none: str) -> str:
+def _known_hint(
+    name: str, vocabulary: Vocabulary, known: Mapping[str, Any], label: str, when_none: str
+) -> str:
     """`did you mean 'x'? declared: a, b` — or what to do when there is nothing to choose from."""
     if not known:
         return when_none
-    match = closest(name, known)
+    match = vocabulary.closest(name)
     suggestion = f"did you mean {match!r}? " if match else ""
-    return f"{suggestion}{label}: {', '.join(known)}"
+    return f"{suggestion}{label}: {listed(known)}"
 
 
-def _pools_hint(pool: str, declared: Mapping[str, Any]) -> str:
-    return _known_hint(pool, declared, "declared", "no pools are declared under parallel.resources")
+_NO_POOLS = "no pools are declared under parallel.resources"
+_NO_AGENTS = "no agents are declared: add an agents: section or pass --agents FILE"
 
 
 def _shell_with_args(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
@@ -440,6 +477,7 @@ def _shell_with_args(source: Source, steps: list[Indexed]) -> Iterator[Diagnosti
 def _agent_steps(
     source: Source, steps: list[Indexed], agents: Mapping[str, DeclaredAgent]
 ) -> Iterator[Diagnostic]:
+    vocabulary = Vocabulary(agents)
     for index, step in steps:
         name = _field(source, index, step, "config", "agent")
         if step.get("type") != "agent" or not isinstance(name, str):
@@ -448,14 +486,16 @@ def _agent_steps(
         label = step_label(source.data, index)
         agent = agents.get(name)
         if agent is None:
-            yield source.at(
-                path, f"{label} uses unknown agent {name!r} ({_agents_hint(name, agents)})"
-            )
+            hint = _known_hint(name, vocabulary, agents, "known", _NO_AGENTS)
+            yield source.at(path, f"{label} uses unknown agent {name!r} ({hint})")
             continue
         given = _field(source, index, step, "config", "parameters")
         if given is None and not source.ok(("steps", index, "config", "parameters")):
             continue
         known = {**(agent.field("parameters") or {}), **(given or {})}
+        if given:
+            parameters_path = ("steps", index, "config", "parameters")
+            yield from _parameter_clashes(source, parameters_path, known, given)
         for parameter in agent_parameters(agent):
             if parameter not in known:
                 message = (
@@ -465,9 +505,83 @@ def _agent_steps(
                 yield source.at(path, message)
 
 
-def _agents_hint(name: str, agents: Mapping[str, DeclaredAgent]) -> str:
-    none = "no agents are declared: add an agents: section or pass --agents FILE"
-    return _known_hint(name, agents, "known", none)
+def parameter_variable(name: str) -> str:
+    """The environment variable an agent parameter is given as: `a-b` -> WFRUN_PARAM_A_B."""
+    return "WFRUN_PARAM_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _parameter_clashes(
+    source: Source, path: JsonPath, parameters: Mapping[str, Any], own: Mapping[str, Any]
+) -> Iterator[Diagnostic]:
+    """Parameters that would be given as the same WFRUN_PARAM_<NAME> variable; only clashes
+    with a name of `own` (those written at `path`) are reported there."""
+    first: dict[str, str] = {}
+    for name in parameters:
+        variable = parameter_variable(name)
+        if variable not in first:
+            first[variable] = name
+        elif name in own or first[variable] in own:
+            message = (
+                f"parameters {first[variable]!r} and {name!r} would both be given to the agent "
+                f"as {variable}: rename one"
+            )
+            yield source.at(path, message)
+
+
+def _command_lines(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """A whole command line in `command` without `shell: true` names no program that exists."""
+    for index, step in steps:
+        if step.get("type", "script") != "script":
+            continue
+        command = _field(source, index, step, "config", "command")
+        if not isinstance(command, str) or _field(source, index, step, "config", "shell"):
+            continue
+        words = command.split()
+        if len(words) < 2 or ("/" in words[0] and not any(w.startswith("-") for w in words)):
+            continue  # one word, or a path with a space in it (`/opt/My Tools/bin/tool`)
+        args = ", ".join(words[1:])
+        message = (
+            f"{step_label(source.data, index)} runs {_shortened(command)!r} without a shell, "
+            f"which looks for a program of that whole name: write command: {words[0]} and "
+            f"args: [{_shortened(args)}], or set shell: true"
+        )
+        yield source.at(("steps", index, "config", "command"), message)
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _env_names(source: Source, paths: Iterable[JsonPath]) -> Iterator[Diagnostic]:
+    """Names a process environment cannot hold: empty, or with `=` in them."""
+    for path in paths:
+        env = _value_at(source.data, path)
+        if not isinstance(env, dict) or not source.ok(path):
+            continue
+        for name in env:
+            if name == "" or "=" in name:
+                problem = "is empty" if name == "" else "contains '='"
+                message = f"environment variable name {name!r} in {source.name(path)} {problem}"
+                yield source.at((*path, name), message)
+
+
+def _finite_metadata(source: Source) -> Iterator[Diagnostic]:
+    """`.nan` and `.inf` (or a number too long to hold) in `metadata`: the report is JSON, which
+    has no such numbers."""
+    metadata = _value_at(source.data, ("metadata",))
+    if not isinstance(metadata, dict):
+        return
+    work: list[tuple[JsonPath, Any]] = [(("metadata",), metadata)]
+    seen: set[int] = set()  # aliases share values: each is walked once
+    while work:
+        path, value = work.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            message = f"{source.name(path)} is not a finite number (quote it to keep it as text)"
+            yield source.at_value(path, message)
+        elif isinstance(value, dict | list) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            work += [((*path, key), item) for key, item in items]
 
 
 def _durations(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
@@ -484,7 +598,7 @@ def duration_problems(source: Source, paths: Iterable[JsonPath]) -> Iterator[Dia
             try:
                 parse_duration(value)
             except ValueError as error:
-                yield source.at(path, f"{source.name(path)}: {error}")
+                yield source.at_value(path, f"{source.name(path)}: {error}")
 
 
 def _value_at(data: Any, path: JsonPath) -> Any:

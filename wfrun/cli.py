@@ -386,7 +386,7 @@ def run(
     from wfrun.errors import WorkflowError
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
-    from wfrun.runner import WorkflowRunner
+    from wfrun.runner import RunDirectoryError, WorkflowRunner
 
     _check_output_file("--report", report)
     _check_output_file("--junit", junit)
@@ -413,6 +413,8 @@ def run(
     )
     try:
         result = runner.execute_plan(planned, keep_going=keep_going)
+    except RunDirectoryError as err:
+        _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
             close = getattr(reporter, "close", None)

@@ -52,6 +52,7 @@ class AgentsFile:
 
     source: Source | None
     diagnostics: tuple[Diagnostic, ...] = ()
+    base_dir: Path | None = None  # the agents file's directory: its relative paths start there
 
 
 def load_workflow(path: str | os.PathLike[str], *, agents_file: str | None = None) -> Workflow:
@@ -91,38 +92,54 @@ def _load(
     data, problems, tree = parse(text, file, _empty_workflow_message)
     if not quickly_valid(data):
         problems += validate(data, tree, file, "workflow", workflow_validator())
-    source = Source.validated(file, data, tree.locate, _broken_paths(problems))
+    source = Source.validated(
+        file, data, tree.locate, _broken_paths(problems), locate_value=tree.locate_value
+    )
     found = [p.diagnostic for p in problems]
     agents = declared_agents(source)
+    base_dirs: dict[str, Path] = {}
     if extra_agents is not None:
         found += extra_agents.diagnostics
         if extra_agents.source is not None:
+            shared = declared_agents(extra_agents.source)
+            if extra_agents.base_dir is not None:
+                base_dirs = dict.fromkeys(set(shared) - set(agents), extra_agents.base_dir)
             # The workflow's own agents win over those of the agents file.
-            agents = {**declared_agents(extra_agents.source), **agents}
+            agents = {**shared, **agents}
     if data is not None:
         found += check_workflow(source, agents) + check_agents(source)
     if found:
         return None, list(dict.fromkeys(found))  # aliases can repeat a problem: once is enough
-    return _build_workflow(source, agents, file, base_dir), []
+    return _build_workflow(source, agents, file, base_dir, base_dirs), []
 
 
 def read_agents_file(path: str | os.PathLike[str]) -> AgentsFile:
     """Read an `--agents` file: a YAML mapping with one top-level key, `agents:`, laid out like
     the workflow's own `agents:` section. Its problems are returned, not raised, so that they are
     reported together with the workflow's."""
-    return parse_agents_text(read_text(path), str(path))
+    return parse_agents_text(read_text(path), str(path), Path(path).absolute().parent)
 
 
-def parse_agents_text(text: str, file: str = "<agents>") -> AgentsFile:
-    """Parse and validate the text of an agents file (see `read_agents_file`)."""
+def parse_agents_text(
+    text: str, file: str = "<agents>", base_dir: Path | None = None
+) -> AgentsFile:
+    """Parse and validate the text of an agents file (see `read_agents_file`); `base_dir` is
+    where the relative paths in its agents' commands start."""
     with gc_paused():
         data, problems, tree = parse(text, file, _empty_agents_message)
         problems += validate(data, tree, file, "agents file", agents_validator())
-        source = Source.validated(file, data, tree.locate, _broken_paths(problems), "agents file")
+        source = Source.validated(
+            file,
+            data,
+            tree.locate,
+            _broken_paths(problems),
+            "agents file",
+            locate_value=tree.locate_value,
+        )
     found = [p.diagnostic for p in problems]
     if data is not None:
         found += check_agents(source)
-    return AgentsFile(source if data is not None else None, tuple(found))
+    return AgentsFile(source if data is not None else None, tuple(found), base_dir)
 
 
 def _broken_paths(problems: list[Problem]) -> list[JsonPath]:
@@ -140,16 +157,42 @@ def _empty_agents_message() -> str:
 # ---- the model -------------------------------------------------------------------------------
 
 
+def _resolved(command: tuple[str, ...], base_dir: Path) -> tuple[str, ...]:
+    """An agents file's command with each relative path naming a file next to the agents file
+    made absolute (`[python3, fake_llm.py]`), since it is shared by workflows in other
+    directories; the agent still runs in the step's working directory, on the workflow's files."""
+    resolved = []
+    for part in command:
+        usable = part and "{" not in part and not part.startswith("-")
+        resolved.append(str(base_dir / part) if usable and _is_file(base_dir / part) else part)
+    return tuple(resolved)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system is no file of ours
+        return False
+
+
 def _seconds(value: str | None) -> float | None:
     return parse_duration(value) if value is not None else None
 
 
 def _build_workflow(
-    source: Source, agents: Mapping[str, DeclaredAgent], file: str, base_dir: Path | None
+    source: Source,
+    agents: Mapping[str, DeclaredAgent],
+    file: str,
+    base_dir: Path | None,
+    agent_dirs: Mapping[str, Path],
 ) -> Workflow:
     data: dict[str, Any] = source.data
-    built_agents = {name: _build_agent(agent) for name, agent in agents.items()}
     anonymous = file.startswith("<")
+    if base_dir is None:
+        base_dir = Path(file).parent
+    built_agents = {
+        name: _build_agent(agent, agent_dirs.get(name)) for name, agent in agents.items()
+    }
     return Workflow(
         name=data.get("name", "workflow" if anonymous else Path(file).stem),
         steps=tuple(
@@ -163,7 +206,7 @@ def _build_workflow(
         parallel=_build_parallel(data.get("parallel", {})),
         agents=frozen_map(built_agents),
         file=None if anonymous else Path(file),
-        base_dir=base_dir if base_dir is not None else Path(file).parent,
+        base_dir=base_dir,
     )
 
 
@@ -226,11 +269,14 @@ def _agent_config(data: dict[str, Any], agent: Agent) -> AgentConfig:
     )
 
 
-def _build_agent(agent: DeclaredAgent) -> Agent:
+def _build_agent(agent: DeclaredAgent, base_dir: Path | None) -> Agent:
+    """`base_dir` is set for an agent of an `--agents` file: the file's directory."""
     data: dict[str, Any] = agent.data
+    command = tuple(data["command"])
     return Agent(
         name=agent.name,
-        command=tuple(data["command"]),
+        command=command if base_dir is None else _resolved(command, base_dir),
+        base_dir=base_dir,
         prompt=PromptMode(data.get("prompt", "stdin")),
         output=OutputFormat(data.get("output", "text")),
         result=data.get("result"),

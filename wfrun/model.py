@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,9 @@ from types import MappingProxyType
 from typing import Any
 
 DEFAULT_MAX_CONCURRENCY = 4
+
+# What a step id may be (SPEC §2). Always used with `fullmatch`: `$` would let "a\n" through.
+STEP_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 Requirement = tuple[tuple[tuple[str, int], ...], int | None]  # (sorted pool units, step limit)
 
@@ -96,6 +100,9 @@ class Agent:
     env: Mapping[str, str] = field(default_factory=frozen_map)
     timeout: float | None = None
     position: Position = Position(1, 1)
+    # Set for an agent of an `--agents` file: that file's directory, against which the loader
+    # made absolute the relative paths of files in `command` (None: the workflow's own agent).
+    base_dir: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)

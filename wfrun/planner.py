@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from wfrun.errors import Diagnostic, WorkflowError
-from wfrun.model import Step, Workflow
+from wfrun.model import STEP_ID, Step, Workflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,31 @@ def effective_cap(workflow: Workflow, parallel: bool, max_concurrency: int | Non
     return workflow.parallel.default_max_concurrency
 
 
+def check_steps(workflow: Workflow) -> None:
+    """Refuse a workflow built in code with what the loader refuses in a file: malformed or
+    duplicate ids (an id names the step's log file: `../x` must not write outside the run
+    directory) and dependencies on unknown steps. Raises WorkflowError with every problem."""
+    file = str(workflow.file or "<workflow>")
+    found: list[Diagnostic] = []
+    seen: set[str] = set()
+    for step in workflow.steps:
+        line, col = step.position.line, step.position.col
+        if not isinstance(step.id, str) or not STEP_ID.fullmatch(step.id):
+            message = f"invalid step id {step.id!r}: use only letters, digits, '_' and '-'"
+            found.append(Diagnostic(file, line, col, message))
+        elif step.id in seen:
+            found.append(Diagnostic(file, line, col, f"duplicate step id {step.id!r}"))
+        seen.add(step.id)
+    ids = {step.id for step in workflow.steps}
+    for step in workflow.steps:
+        for dep in step.depends_on:
+            if dep not in ids:
+                message = f"step {step.id!r} depends on unknown step {dep!r}"
+                found.append(Diagnostic(file, step.position.line, step.position.col, message))
+    if found:
+        raise WorkflowError(found)
+
+
 def topological_order(workflow: Workflow) -> tuple[str, ...]:
     """Dependencies first, file order among independent steps; raises WorkflowError on a cycle."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
@@ -94,7 +119,9 @@ def make_plan(
 
     `durations` (seconds per step, e.g. from the previous run) weight the critical path;
     without them every step weighs 1, so the critical path is the longest chain by step count.
+    Raises WorkflowError for a workflow built in code with bad ids, unknown steps or a cycle.
     """
+    check_steps(workflow)
     order = topological_order(workflow)
     level: dict[str, int] = {}
     by_id = {s.id: s for s in workflow.steps}

@@ -12,10 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
+from wfrun.errors import WfrunError
 from wfrun.events import Reporter
 from wfrun.executors.base import DEFAULT_GRACE_PERIOD, Executor
-from wfrun.model import Workflow
-from wfrun.planner import Plan, make_plan
+from wfrun.model import STEP_ID, Workflow
+from wfrun.planner import Plan, check_steps, make_plan
 from wfrun.results import RunResult, RunStatus
 from wfrun.scheduler import RunSettings, Scheduler
 
@@ -23,9 +24,33 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """`20261126-231501-3f2a`: sortable by time, unique enough for runs started the same second."""
+    """`20261126-231501-3f2a9c41`: sortable by time; 32 random bits, so neither two runs started
+    the same second nor someone guessing the coming ids in a shared log directory collide."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{secrets.token_hex(4)}"
+
+
+class RunDirectoryError(WfrunError):
+    """The run directory cannot be created as a new directory of this run's own."""
+
+
+def create_run_dir(log_dir: Path, run_id: str) -> Path:
+    """Create `<log_dir>/<run_id>/`, which must not exist yet: a run never writes into a
+    directory it did not create (another run's, or one planted with symlinks in it)."""
+    if not STEP_ID.fullmatch(run_id):
+        raise RunDirectoryError(f"invalid run id {run_id!r}: use only letters, digits, '_' and '-'")
+    run_dir = log_dir / run_id
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        os.mkdir(run_dir, 0o700)
+    except FileExistsError:
+        raise RunDirectoryError(
+            f"run directory {run_dir} already exists: a run never shares its directory "
+            "(give another run id, or remove it)"
+        ) from None
+    except OSError as err:
+        raise RunDirectoryError(f"cannot create run directory {run_dir}: {err.strerror}") from None
+    return run_dir
 
 
 class WorkflowRunner:
@@ -61,7 +86,9 @@ class WorkflowRunner:
         """Run the workflow once and return its result; a failing step is part of the result.
 
         `parallel_enabled=None` lets the workflow's `parallel.enabled` decide. Logs and
-        `report.json` go to `<log_dir>/<run-id>/` when a log directory is set.
+        `report.json` go to `<log_dir>/<run-id>/` when a log directory is set; that directory
+        must not exist yet (RunDirectoryError). A workflow built in code with a malformed or
+        duplicate step id, or an unknown dependency, raises WorkflowError.
         """
         plan = make_plan(workflow, parallel=parallel_enabled, max_concurrency=max_concurrency)
         return self.execute_plan(plan, keep_going=keep_going, run_id=run_id)
@@ -69,9 +96,10 @@ class WorkflowRunner:
     def execute_plan(
         self, plan: Plan, keep_going: bool = False, run_id: str | None = None
     ) -> RunResult:
+        check_steps(plan.workflow)  # a Plan can be built by hand too
         started = datetime.now()
         run_id = run_id or new_run_id(started)
-        run_dir = self.log_dir / run_id if self.log_dir is not None else None
+        run_dir = create_run_dir(self.log_dir, run_id) if self.log_dir is not None else None
         settings = RunSettings(
             run_id=run_id,
             env=dict(os.environ if self.env is None else self.env),

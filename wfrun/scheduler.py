@@ -52,7 +52,7 @@ class RunSettings:
 
     run_id: str
     env: Mapping[str, str]
-    run_dir: Path | None = None  # where step logs go; None keeps no logs
+    run_dir: Path | None = None  # an existing directory for the step logs; None keeps no logs
     keep_going: bool = False
     grace_period: float = DEFAULT_GRACE_PERIOD
     started_at: str | None = None
@@ -118,9 +118,7 @@ class Scheduler:
     def run(self) -> RunResult:
         self._t0 = self._clock()
         self._delivery.start()
-        run_dir = self._settings.run_dir
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = self._settings.run_dir  # created (exclusively) by the runner
         self._emit(
             RunStarted(
                 self._plan.workflow,

@@ -10,6 +10,7 @@ and imports them lazily: `wfrun --help` must not pay for them.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from wfrun.checks import JsonPath, Source
 from wfrun.durations import bare_number_message, parse_duration
 from wfrun.schemas import workflow_schema
-from wfrun.suggest import closest, did_you_mean
+from wfrun.suggest import Vocabulary
 from wfrun.yaml_source import Problem, Tree
 
 if TYPE_CHECKING:
@@ -107,11 +108,16 @@ def validate(
 ) -> list[Problem]:
     if data is None:
         return []
-    explainer = _Explainer(Source(file, data, tree.locate, kind=kind), tree)
+    source = Source(file, data, tree.locate, kind=kind, locate_value=tree.locate_value)
+    explainer = _Explainer(source, tree)
     return [
         problem for error in validator.iter_errors(data) for problem in explainer.explain(error)
     ]
 
+
+# Did-you-mean comparisons per set of names in one file: past them, unknown keys are still each
+# reported, with a suggestion only for case slips (10,000 unknown keys must not take minutes).
+SUGGESTIONS = 1_000
 
 _EXPECTED = {
     "string": "a string",
@@ -145,6 +151,15 @@ class _Explainer:
         self.source = source
         self.tree = tree
         self.facts = _schema_facts()
+        self._vocabularies: dict[tuple[str, ...], Vocabulary] = {}
+
+    def vocabulary(self, names: list[str]) -> Vocabulary:
+        """The names as a Vocabulary, one per set of names, sharing one budget of suggestions."""
+        key = tuple(names)
+        found = self._vocabularies.get(key)
+        if found is None:
+            found = self._vocabularies[key] = Vocabulary(names, budget=SUGGESTIONS)
+        return found
 
     def explain(self, error: ValidationError) -> list[Problem]:
         path: JsonPath = tuple(error.absolute_path)
@@ -159,6 +174,9 @@ class _Explainer:
     def problem(self, path: JsonPath, message: str) -> Problem:
         return Problem(path, self.source.at(path, message))
 
+    def value_problem(self, path: JsonPath, message: str) -> Problem:
+        return Problem(path, self.source.at_value(path, message))
+
     def step_type(self, path: JsonPath) -> Any:
         """The `type` of the step `path` is in (the default when it has none), else None."""
         if len(path) < 2 or path[0] != "steps" or not isinstance(path[1], int):
@@ -167,7 +185,10 @@ class _Explainer:
         return step.get("type", "script") if isinstance(step, dict) else None
 
     def under_unknown_type(self, path: JsonPath) -> bool:
-        return path[2:3] == ("config",) and self.step_type(path) not in self.facts.config_keys
+        if path[2:3] != ("config",):
+            return False
+        step_type = self.step_type(path)  # `type: {}` is a value too, and not a hashable one
+        return not isinstance(step_type, str) or step_type not in self.facts.config_keys
 
     def other_type_hint(self, key: str, path: JsonPath) -> str:
         """` (a key of script steps; this step has type: agent)` for a key of the other kind."""
@@ -188,19 +209,19 @@ class _Explainer:
             return f"got {_EXPECTED[kind]}"
         if value is None:
             return "got an empty value"
-        shown = self.tree.raw(path) or str(value)
+        shown = _short(self.tree.raw(path) or str(value))
         return f"got {kind} {shown!r}" if kind == "string" else f"got {kind} {shown}"
 
     def _type(self, error: ValidationError, path: JsonPath) -> list[Problem]:
         value, expected = error.instance, error.validator_value
         if error.schema.get("pattern") == self.facts.duration_pattern:
-            return [self.problem(path, self.duration_message(path, value))]
+            return [self.value_problem(path, self.duration_message(path, value))]
         wanted = " or ".join(
             _EXPECTED[t] for t in ([expected] if isinstance(expected, str) else expected)
         )
         message = f"{self.name(path)} must be {wanted}, {self.got(path, value)}"
         if expected == "string" and _kind(value) in ("integer", "number", "boolean"):
-            message += f' (quote it: "{self.tree.raw(path) or value}")'
+            message += f' (quote it: "{_short(self.tree.raw(path) or str(value))}")'
         elif expected == "array" and isinstance(value, str):
             message += f" (write [{value}])"
         return [self.problem(path, message)]
@@ -222,7 +243,7 @@ class _Explainer:
 
     def _pattern(self, error: ValidationError, path: JsonPath) -> list[Problem]:
         if error.validator_value == self.facts.duration_pattern:
-            return [self.problem(path, self.duration_message(path, error.instance))]
+            return [self.value_problem(path, self.duration_message(path, error.instance))]
         if error.validator_value == self.facts.id_pattern:
             message = f"invalid step id {error.instance!r}: use only letters, digits, '_' and '-'"
             return [self.problem(path, message)]
@@ -231,11 +252,12 @@ class _Explainer:
 
     def _additionalProperties(self, error: ValidationError, path: JsonPath) -> list[Problem]:
         allowed = list(error.schema.get("properties", {}))
+        patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
         found = []
         for key in error.instance:
-            if key not in allowed:
+            if key not in allowed and not any(p.search(key) for p in patterns):
                 hint = (
-                    did_you_mean(key, allowed)
+                    self.vocabulary(allowed).did_you_mean(key)
                     or self.other_type_hint(key, path)
                     or _nested_hint(key, error.schema)
                 )
@@ -252,7 +274,8 @@ class _Explainer:
         found = []
         for key in error.validator_value:
             # A misspelt key already says "did you mean 'id'?": no second message for the same slip.
-            if key in error.instance or any(closest(e, allowed) == key for e in extras):
+            vocabulary = self.vocabulary(allowed)
+            if key in error.instance or any(vocabulary.closest(e) == key for e in extras):
                 continue
             message = f"{self.name(path)} is missing required key {key!r}"
             found.append(Problem((*path, key), self.source.at(path, message)))
@@ -260,15 +283,27 @@ class _Explainer:
 
     def _enum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
         choices = [str(choice) for choice in error.validator_value]
-        hint = did_you_mean(error.instance, choices) if isinstance(error.instance, str) else ""
         value = error.instance
-        got = f"got {value!r}" if isinstance(value, str) else self.got(path, value)
+        hint = self.vocabulary(choices).did_you_mean(value) if isinstance(value, str) else ""
+        got = f"got {_short(repr(value))}" if isinstance(value, str) else self.got(path, value)
         message = f"{self.name(path)} must be one of {', '.join(choices)}, {got}{hint}"
         return [self.problem(path, message)]
 
     def _minimum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        if _kind(error.instance) != "integer":
+            return []  # `.inf` where a count goes: the type's message says it
         message = (
-            f"{self.name(path)} must be at least {error.validator_value}, got {error.instance}"
+            f"{self.name(path)} must be at least {error.validator_value}, "
+            f"got {_short(str(error.instance))}"
+        )
+        return [self.problem(path, message)]
+
+    def _maximum(self, error: ValidationError, path: JsonPath) -> list[Problem]:
+        if _kind(error.instance) != "integer":
+            return []
+        shown = self.tree.raw(path) or str(error.instance)
+        message = (
+            f"{self.name(path)} must be at most {error.validator_value:,}, got {_short(shown)}"
         )
         return [self.problem(path, message)]
 
@@ -278,12 +313,13 @@ class _Explainer:
     _minProperties = _minItems
 
     def _uniqueItems(self, error: ValidationError, path: JsonPath) -> list[Problem]:
-        seen: list[Any] = []
+        seen: set[str] = set()
         for index, item in enumerate(error.instance):
-            if item in seen:
-                message = f"{self.name(path)} lists {item!r} twice"
+            key = json.dumps(item, sort_keys=True)  # lists and mappings are items too
+            if key in seen:
+                message = f"{self.name(path)} lists {_short(repr(item))} twice"
                 return [self.problem((*path, index), message)]
-            seen.append(item)
+            seen.add(key)
         return []
 
     def _oneOf(self, error: ValidationError, path: JsonPath) -> list[Problem]:
@@ -304,6 +340,11 @@ class _Explainer:
         ]
 
     _anyOf = _oneOf
+
+
+def _short(text: str) -> str:
+    """A value as messages show it: a 400-digit number or a page of text is cut short."""
+    return text if len(text) <= 40 else f"{text[:30]}… ({len(text):,} characters)"
 
 
 def _nested_hint(key: str, schema: Mapping[str, Any]) -> str:

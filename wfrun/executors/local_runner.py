@@ -44,6 +44,7 @@ DRAIN_LIMIT = 2.0
 
 _INPUT_MASK = select.POLLIN | select.POLLHUP | select.POLLERR
 _OUTPUT_MASK = select.POLLOUT | select.POLLHUP | select.POLLERR
+_POLL_MAX_MS = 2**31 - 1
 _runner_numbers = itertools.count(1)
 
 
@@ -269,7 +270,8 @@ class _Pump:
         wait = min(moments) - time.monotonic() if moments else None
         if self._watch.fd is None and self._drain_until is None:
             wait = CHECK_INTERVAL if wait is None else min(wait, CHECK_INTERVAL)
-        return None if wait is None else max(0, int(wait * 1000) + 1)
+        # poll() takes at most 2**31 - 1 ms; a longer wait is simply taken in pieces.
+        return None if wait is None else min(max(0, int(wait * 1000) + 1), _POLL_MAX_MS)
 
     def _read(self, fd: int) -> None:
         data = os.read(fd, READ_SIZE)
