@@ -532,3 +532,32 @@ def test_a_bad_format_says_which_values_are_allowed() -> None:
         "Invalid value for '--format' / '-f': 'xml' is not one of 'text', 'json', 'mermaid', 'dot'."
         in result.stderr
     )
+
+
+def test_a_grace_period_that_is_not_a_sane_number_is_refused(tmp_path: Path) -> None:
+    sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
+    for value in ("nan", "inf", "1e10", "-1"):
+        result = wfrun("run", sample, "--grace-period", value, "--log-dir", str(tmp_path))
+        assert result.returncode == 2, value
+        assert "Traceback" not in result.stderr and "--grace-period" in result.stderr
+
+
+def test_a_closed_terminal_still_gives_129_and_every_report_file(tmp_path: Path) -> None:
+    import pty
+
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text("steps:\n  - {id: a, config: {command: sleep, args: ['60']}}\n")
+    leader, follower = pty.openpty()
+    args = [sys.executable, "-m", "wfrun", "run", str(workflow), "--ui", "plain"]
+    args += ["--log-dir", str(tmp_path / "logs"), "--report", str(tmp_path / "r.json")]
+    args += ["--junit", str(tmp_path / "j.xml")]
+    proc = subprocess.Popen(args, stdout=follower, stderr=follower, env=cli_env())
+    os.close(follower)
+    seen = b""
+    while b"[group 0]" not in seen:  # the step has started
+        seen += os.read(leader, 4096)
+    os.close(leader)  # the terminal goes away: writes to it now fail with EIO
+    proc.send_signal(signal.SIGHUP)  # and the kernel's SIGHUP, as a closed terminal sends
+    assert proc.wait(timeout=30) == 129
+    assert json.loads((tmp_path / "r.json").read_text())["status"] == "cancelled"
+    assert (tmp_path / "j.xml").exists()

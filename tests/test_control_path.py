@@ -181,7 +181,7 @@ def test_a_100_mb_burst_keeps_memory_bounded_and_the_log_whole(
     # A display never prints a 100 MiB line whole: it is cut, and says so.
     assert len(wfrun.output) < 8 * MIB
     if shape == "one-line" and ui == "plain":
-        assert "more characters in the log" in wfrun.text()
+        assert "… (line cut for display; the log has all of it)" in wfrun.text()
 
 
 def test_a_display_that_cannot_keep_up_says_how_many_lines_it_dropped(tmp_path: Path) -> None:
@@ -200,3 +200,26 @@ def test_a_display_that_cannot_keep_up_says_how_many_lines_it_dropped(tmp_path: 
     shown = text.count("flood | xxx")
     assert dropped > 0
     assert dropped + shown == 200000  # every line is either shown or counted
+
+
+def test_a_log_cut_short_by_a_full_disk_is_said_in_the_report(tmp_path: Path) -> None:
+    import resource
+
+    def small_disk() -> None:  # files may grow to 1 MiB, as if the disk filled there
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MIB, MIB))
+
+    script = "import sys\nfor _ in range(3000):\n    sys.stdout.write('y' * 1023 + '\\n')"
+    workflow = _workflow(tmp_path, script)
+    args = [sys.executable, "-m", "wfrun", "run", str(workflow), "--ui", "quiet"]
+    done = subprocess.run(
+        [*args, "--log-dir", str(tmp_path / "logs")],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        preexec_fn=small_disk,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr  # the step itself succeeded
+    flood = _report(tmp_path / "logs")["stepResults"]["flood"]  # type: ignore[index]
+    assert flood["logError"].startswith("cannot write the log file any more")
+    assert flood["status"] == "succeeded"

@@ -141,9 +141,21 @@ AgentsOpt = Annotated[
 
 # ---- helpers -----------------------------------------------------------------------------------
 
+MAX_GRACE_PERIOD = 3600.0
+
+
+def _finite(value: float) -> float:
+    """NaN passes a range check (every comparison with it is false): refuse it by name."""
+    if value != value:
+        raise typer.BadParameter("must be a number of seconds, not nan")
+    return value
+
 
 def _stderr(message: str) -> None:
-    typer.echo(message, err=True)
+    # A terminal that was closed (EIO) or a pipe nobody reads must not cost the exit code or
+    # the report files still to be written.
+    with contextlib.suppress(OSError):
+        typer.echo(message, err=True)
 
 
 def _fail(message: str, code: ExitCode) -> NoReturn:
@@ -376,8 +388,10 @@ def run(
         typer.Option(
             "--grace-period",
             min=0,
+            max=MAX_GRACE_PERIOD,
             metavar="SECONDS",
-            help="Seconds between SIGTERM and SIGKILL when stopping a step.",
+            callback=_finite,
+            help="Seconds between SIGTERM and SIGKILL when stopping a step (at most 3600).",
         ),
     ] = 5.0,
     agents: AgentsOpt = None,

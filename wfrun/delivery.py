@@ -17,6 +17,7 @@ The log file gets every byte regardless: it is written by the supervising thread
 from __future__ import annotations
 
 import dataclasses
+import errno
 import threading
 import time
 from collections import deque
@@ -187,7 +188,8 @@ class EventDelivery:
 
 
 def _closed_pipe(exc: BaseException) -> bool:
-    """A reader that went away (`| head`): rich raises SystemExit, a plain write BrokenPipe."""
+    """A reader that went away (`| head`, a closed terminal): rich raises SystemExit, a plain
+    write BrokenPipeError, or EIO on a terminal whose other side is gone."""
     if isinstance(exc, SystemExit | BrokenPipeError):
         return True
-    return isinstance(exc, OSError) and exc.errno == 32  # EPIPE
+    return isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.EIO)

@@ -27,10 +27,11 @@ DISPLAY_LINE_CHARS = 2000  # longer lines are cut for display (never in the log)
 
 
 def shorten(line: str, limit: int = DISPLAY_LINE_CHARS) -> str:
-    """A line cut for display, saying how much of it only the log has."""
+    """A line cut for display, saying that the log has the rest. (How much it has is not
+    known here: an endless line reaches the displays in pieces.)"""
     if len(line) <= limit:
         return line
-    return f"{line[:limit]}… ({len(line) - limit} more characters in the log)"
+    return f"{line[:limit]}… (line cut for display; the log has all of it)"
 
 
 _UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -44,6 +44,7 @@ class StepOutcome:
     output: Any = None  # an agent step's reply; None for script steps
     command: str | None = None  # what was run, for failure digests
     where: str | None = None  # where it ran, when not on this machine
+    log_error: str | None = None  # why its log is missing or incomplete
 
     @property
     def succeeded(self) -> bool:
@@ -74,6 +75,7 @@ class StepResult:
     output: Any = None
     command: str | None = None
     wait: WaitReason | None = None  # the same reason, as the dispatcher decided it
+    log_error: str | None = None  # why its log is missing or incomplete (a full disk, say)
 
     def __post_init__(self) -> None:
         if self.wait is not None and self.wait_reason is None:
@@ -128,6 +130,8 @@ class StepResult:
         d["signal"] = self.signal
         d["command"] = self.command
         d["logFile"] = self.log_file
+        if self.log_error is not None:
+            d["logError"] = self.log_error
         d["outputTail"] = self.output_tail
         d["output"] = self.output
         return d

@@ -298,6 +298,7 @@ class Scheduler:
             output_tail=outcome.output_tail,
             output=outcome.output,
             command=outcome.command,
+            log_error=outcome.log_error,
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:

@@ -158,6 +158,7 @@ class StepRun:
     output_tail: str = ""
     stdout: bytes = b""  # only with capture_stdout
     stdout_truncated: bool = False
+    log_error: str | None = None  # why the log is missing or incomplete
 
     @property
     def returncode(self) -> int | None:
@@ -192,7 +193,7 @@ def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepCont
     finally:
         sink.finish()
     stdout, truncated = sink.captured()
-    return StepRun(result, sink.tail(), stdout, truncated)
+    return StepRun(result, sink.tail(), stdout, truncated, sink.log_error)
 
 
 def outcome_of(
@@ -212,4 +213,5 @@ def outcome_of(
         output=output,
         command=command,
         where=run.process.where,
+        log_error=run.log_error,
     )
