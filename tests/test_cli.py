@@ -561,3 +561,17 @@ def test_a_closed_terminal_still_gives_129_and_every_report_file(tmp_path: Path)
     assert proc.wait(timeout=30) == 129
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "cancelled"
     assert (tmp_path / "j.xml").exists()
+
+
+@pytest.mark.parametrize("ui", ["plain", "quiet"])
+def test_escapes_in_the_workflow_file_never_reach_the_terminal_raw(tmp_path: Path, ui: str) -> None:
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        'name: "evil\\e]0;pwned\\a"\n'
+        'steps:\n  - {id: a, name: "x\\e[2J", config: {command: "nosuch\\e[2J"}}\n'
+    )
+    result = wfrun("run", str(workflow), "--ui", ui, "--log-dir", str(tmp_path / "logs"))
+    assert result.returncode in (1, 2)
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    if result.returncode == 1:
+        assert "evil\\x1b]0;pwned\\x07" in result.stdout
