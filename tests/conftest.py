@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -130,3 +131,17 @@ def cli_env() -> dict[str, str]:
     env.pop("NO_COLOR", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def wfrun(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as `python -m wfrun ARGS`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "wfrun", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(),
+        timeout=timeout,
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import all_gone, cli_env, py_step, rec
+from conftest import all_gone, cli_env, py_step, rec, wfrun
 from typer.testing import CliRunner
 
 from wfrun.cli import app
@@ -24,19 +24,6 @@ ROOT = Path(__file__).parent.parent
 SAMPLES = sorted((ROOT / "sample-workflows").glob("*.yaml"))
 Write = Callable[[str], Path]
 runner = CliRunner()
-
-
-def wfrun(
-    *args: str, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfrun", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=cli_env(),
-        timeout=timeout,
-    )
 
 
 def test_version() -> None:

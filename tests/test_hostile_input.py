@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 import textwrap
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from builders import step, workflow
-from conftest import cli_env
+from conftest import wfrun
 from fuzzing import alias_bomb, merge_bomb
 
 from wfrun.errors import WorkflowError
@@ -33,17 +32,6 @@ def problems(text: str) -> list[str]:
     with pytest.raises(WorkflowError) as caught:
         load_workflow_text(text, "w.yaml")
     return [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics]
-
-
-def wfrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfrun", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=cli_env(),
-        timeout=120,
-    )
 
 
 # ---- the reader ---------------------------------------------------------------------------------
