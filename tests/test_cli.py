@@ -562,3 +562,18 @@ def test_escapes_in_the_workflow_file_never_reach_the_terminal_raw(tmp_path: Pat
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     if result.returncode == 1:
         assert "evil\\x1b]0;pwned\\x07" in result.stdout
+
+
+def test_pool_names_and_line_separators_from_the_file_are_shown_escaped(tmp_path: Path) -> None:
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        'name: "t\\u2028x"\nparallel:\n  resources: {"c\\e[2J": 1}\nsteps:\n'
+        '  - {id: a, config: {command: "true"}, parallel: {resource: "c\\e[2J"}}\n'
+        '  - {id: b, config: {command: "true"}, parallel: {resource: "c\\e[2J"}}\n'
+    )
+    plan = wfrun("plan", str(workflow))
+    ran = wfrun("run", str(workflow), "--ui", "plain", "--log-dir", str(tmp_path / "logs"))
+    assert plan.returncode == 0 and ran.returncode == 0, plan.stderr + ran.stderr
+    for out in (plan.stdout, ran.stdout):
+        assert "\x1b" not in out and "\u2028" not in out
+        assert "c\\x1b[2J" in out and "t\\u2028x" in out

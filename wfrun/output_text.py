@@ -34,7 +34,8 @@ def shorten(line: str, limit: int = DISPLAY_LINE_CHARS) -> str:
     return f"{line[:limit]}… (line cut for display; the log has all of it)"
 
 
-_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, and the Unicode line and paragraph separators, which break a line too.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def shown(text: str) -> str:
@@ -52,4 +53,6 @@ def shown(text: str) -> str:
 
 def _escape(match: re.Match[str]) -> str:
     char = match.group()
+    if ord(char) > 0xFF:
+        return f"\\u{ord(char):04x}"
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")

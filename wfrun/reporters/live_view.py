@@ -235,5 +235,7 @@ def _pools_grid(pools: list[PoolUsage]) -> Table:
     for pool in pools:
         bar = Bar(pool.in_use, pool.capacity, POOL_BAR_WIDTH, style="magenta")
         held = f"held by {', '.join(map(shown, pool.holders))}" if pool.holders else ""
-        grid.add_row(Text(f"pool {pool.name}"), bar, Text(f"{pool.in_use}/{pool.capacity}"), held)
+        grid.add_row(
+            Text(f"pool {shown(pool.name)}"), bar, Text(f"{pool.in_use}/{pool.capacity}"), held
+        )
     return grid

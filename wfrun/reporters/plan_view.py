@@ -26,7 +26,7 @@ def counted(n: int, noun: str) -> str:
 
 def format_units(resources: Mapping[str, int]) -> str:
     """`cpu 1, memory 2`: the units a step takes from each pool."""
-    return ", ".join(f"{pool} {units}" for pool, units in resources.items())
+    return ", ".join(f"{shown(pool)} {units}" for pool, units in resources.items())
 
 
 def limit_text(step: Step) -> str:
@@ -176,7 +176,7 @@ def _pools_table(plan: Plan) -> Table:
     table.add_column("capacity", justify="right")
     table.add_column("steps using it", justify="right")
     for pool, capacity in plan.workflow.parallel.resources.items():
-        table.add_row(Text(pool), str(capacity), str(users[pool]))
+        table.add_row(Text(shown(pool)), str(capacity), str(users[pool]))
     return table
 
 

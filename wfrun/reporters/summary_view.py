@@ -277,7 +277,7 @@ def _pool_bars(stats: ParallelStats) -> Table:
     grid.add_column()
     for name, pool in stats.resources.items():
         bar = Bar(round(pool.utilization * 1000), 1000, 20, style="magenta")
-        grid.add_row(f"pool {name}", bar, _pool_numbers(pool))
+        grid.add_row(f"pool {shown(name)}", bar, _pool_numbers(pool))
     return grid
 
 
