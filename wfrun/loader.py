@@ -40,7 +40,13 @@ from wfrun.model import (
     Workflow,
     frozen_map,
 )
-from wfrun.schema_errors import agents_validator, quickly_valid, validate, workflow_validator
+from wfrun.schema_errors import (
+    agents_quickly_valid,
+    agents_validator,
+    quickly_valid,
+    validate,
+    workflow_validator,
+)
 from wfrun.yaml_source import Problem, gc_paused, parse, read_text
 
 # ---- public API ------------------------------------------------------------------------------
@@ -127,7 +133,8 @@ def parse_agents_text(
     where the relative paths in its agents' commands start."""
     with gc_paused():
         data, problems, tree = parse(text, file, _empty_agents_message)
-        problems += validate(data, tree, file, "agents file", agents_validator())
+        if not agents_quickly_valid(data):
+            problems += validate(data, tree, file, "agents file", agents_validator())
         source = Source.validated(
             file,
             data,

@@ -1,10 +1,10 @@
 """JSON Schema validation of converted documents, and jsonschema errors turned into messages.
 
-This module's one job is the schema stage of loading: it builds the validators (jsonschema, with
-`$ref`s inlined, and a fastjsonschema pre-check for large documents) and explains each
-jsonschema error as one human message at the offending key, using the node tree for positions
-and the text the user wrote. It is the only module that imports jsonschema and fastjsonschema,
-and imports them lazily: `wfrun --help` must not pay for them.
+This module's one job is the schema stage of loading: a document passes if the schema compiled
+into wfrun (wfrun.compiled_schemas) accepts it; otherwise it builds the jsonschema validator
+(with `$ref`s inlined) and explains each jsonschema error as one human message at the offending
+key, using the node tree for positions and the text the user wrote. It is the only module that
+imports jsonschema, and only for an invalid document: a valid one must not pay for it.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from wfrun.checks import JsonPath, Source
+from wfrun.compiled_schemas import agents_file_valid, workflow_valid
 from wfrun.durations import bare_number_message, parse_duration
-from wfrun.schemas import workflow_schema
+from wfrun.schemas import agents_file_schema, workflow_schema
 from wfrun.suggest import Vocabulary
 from wfrun.yaml_source import Problem, Tree
 
@@ -35,52 +36,27 @@ def workflow_validator() -> Draft7Validator:
 
 @functools.cache
 def agents_validator() -> Draft7Validator:
-    schema = _inline_refs(workflow_schema())
-    agents_file = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["agents"],
-        "properties": {"agents": schema["properties"]["agents"]},
-    }
-    return _compiled(agents_file)
+    return _compiled(_inline_refs(agents_file_schema()))
 
 
 def _compiled(schema: dict[str, Any]) -> Draft7Validator:
-    from jsonschema import Draft7Validator  # lazily: `wfrun --help` must not pay for it
+    from jsonschema import Draft7Validator  # lazily: only an invalid document needs it
 
     return Draft7Validator(schema)
 
 
-# Above this many steps, compiling the schema to Python code once (~30 ms) costs less than
-# jsonschema's interpretation (~90 µs a step).
-QUICK_CHECK_STEPS = 300
-
-
 def quickly_valid(data: Any) -> bool:
-    """True when a large document is valid by fastjsonschema's compiled validator.
+    """True when a workflow document is valid by the schema compiled into wfrun.
 
-    Only a pre-check: fastjsonschema stops at the first error and cannot say where, so a document
-    it rejects (or a small one) goes through jsonschema, which reports every error with its path.
+    That code stops at the first error and cannot say where, so a document it rejects goes
+    through jsonschema, which reports every error with its path; a valid one never imports it.
     """
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
-        return False
-    if len(data["steps"]) < QUICK_CHECK_STEPS:
-        return False
-    from fastjsonschema import JsonSchemaException
-
-    try:
-        _compiled_check()(data)
-    except JsonSchemaException:
-        return False
-    return True
+    return workflow_valid(data)
 
 
-@functools.cache
-def _compiled_check() -> Callable[[Any], Any]:
-    import fastjsonschema
-
-    check: Callable[[Any], Any] = fastjsonschema.compile(workflow_schema())
-    return check
+def agents_quickly_valid(data: Any) -> bool:
+    """`quickly_valid` for an `--agents` file."""
+    return agents_file_valid(data)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

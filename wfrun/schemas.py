@@ -47,6 +47,23 @@ def workflow_schema() -> dict[str, Any]:
     return _parse(WORKFLOW_SCHEMA)
 
 
+def agents_file_schema() -> dict[str, Any]:
+    """The schema of an `--agents` file: one key, `agents:`, laid out as in a workflow.
+
+    Built from the workflow schema (its definitions come along for the `$ref`s), so the two
+    cannot disagree about what an agent is.
+    """
+    workflow = workflow_schema()
+    return {
+        "$schema": workflow["$schema"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["agents"],
+        "properties": {"agents": workflow["properties"]["agents"]},
+        "definitions": workflow["definitions"],
+    }
+
+
 def report_schema() -> dict[str, Any]:
     """The run report JSON Schema, parsed; a fresh copy the caller may change."""
     return _parse(REPORT_SCHEMA)
