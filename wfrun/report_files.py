@@ -7,27 +7,35 @@ reader, or a run that is interrupted while writing, never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
-import secrets
-import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wfrun.output_text import strip_ansi
 from wfrun.results import RunResult, StepResult, StepStatus
 
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
 REPORT_NAME = "report.json"
 
-# Characters XML 1.0 cannot carry even escaped; a step's output may contain any of them.
-_XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+@functools.cache
+def _xml_invalid() -> re.Pattern[str]:
+    # Characters XML 1.0 cannot carry even escaped; a step's output may contain any of them.
+    # Compiled on first use: these ranges cost ~8 ms, which a run without --junit must not pay.
+    return re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data` all at once, creating its directory if needed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # os.urandom, what secrets.token_hex reads, without secrets' import of hmac and hashlib.
+    tmp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
     # (mkstemp would leave the report readable by its owner only).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -68,7 +76,7 @@ def write_report(result: RunResult, path: str | os.PathLike[str]) -> None:
 
 
 def _xml_text(text: str) -> str:
-    return _XML_INVALID.sub("", strip_ansi(text))
+    return _xml_invalid().sub("", strip_ansi(text))
 
 
 def _seconds(value: float | None) -> str:
@@ -76,6 +84,8 @@ def _seconds(value: float | None) -> str:
 
 
 def _testcase(result: StepResult, workflow_name: str) -> ET.Element:
+    import xml.etree.ElementTree as ET  # lazily, as in junit_tree
+
     case = ET.Element(
         "testcase",
         classname=_xml_text(workflow_name),
@@ -100,6 +110,8 @@ def _testcase(result: StepResult, workflow_name: str) -> ET.Element:
 
 def junit_tree(result: RunResult, workflow_name: str) -> ET.ElementTree[ET.Element]:
     """One <testsuite> for the run with one <testcase> per step."""
+    import xml.etree.ElementTree as ET  # lazily: only --junit needs it (~15 ms to import)
+
     cases = [_testcase(r, workflow_name) for r in result.step_results.values()]
     counts = {
         "tests": str(len(cases)),
@@ -126,6 +138,8 @@ def write_junit(
 ) -> None:
     """Write a JUnit XML file: failed and timed-out steps as failures, skipped and cancelled
     steps as skipped."""
+    import xml.etree.ElementTree as ET
+
     tree = junit_tree(result, workflow_name or result.workflow_name)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
     write_atomic(path, data + b"\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +26,8 @@ def new_run_id(now: datetime | None = None) -> str:
     """`20261126-231501-3f2a9c41`: sortable by time; 32 random bits, so neither two runs started
     the same second nor someone guessing the coming ids in a shared log directory collide."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(4)}"
+    # os.urandom is what secrets reads, without the ~8 ms of its import (hmac, hashlib, random).
+    return f"{stamp}-{os.urandom(4).hex()}"
 
 
 class RunDirectoryError(WfrunError):

@@ -8,6 +8,7 @@ the tree to tell where a path is written. It is the only module that imports PyY
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
@@ -91,11 +92,15 @@ class Problem:
 MAX_DEPTH = 100  # nesting levels of lists and mappings, aliases expanded
 ALIAS_GROWTH = 100_000  # values aliases may add to a document beyond its own size (if larger)
 
-# What PyYAML's reader refuses: control characters other than tab, line feed and carriage return,
-# and the non-characters. Searched for only when the reader has refused something, to say where.
-_NOT_PRINTABLE = re.compile(
-    r"[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
+
+@functools.cache
+def _not_printable() -> re.Pattern[str]:
+    # What PyYAML's reader refuses: control characters other than tab, line feed and carriage
+    # return, and the non-characters. Searched for only when the reader has refused something,
+    # to say where; compiled then too (these ranges cost ~8 ms at every start otherwise).
+    return re.compile(r"[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 _SHOWN_CONTROLS = 10
 _NUL_MESSAGE = "a NUL character (\\0) cannot be passed to a program or its environment: remove it"
 
@@ -131,7 +136,7 @@ def parse(
 def _reader_diagnostics(error: Exception, text: str, file: str) -> list[Diagnostic]:
     """Where the characters the YAML reader refuses are, each with what to write instead."""
     found: list[Diagnostic] = []
-    for match in _NOT_PRINTABLE.finditer(text):
+    for match in _not_printable().finditer(text):
         line = text.count("\n", 0, match.start()) + 1
         col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
         code = ord(match.group())

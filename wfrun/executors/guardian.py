@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -147,7 +146,7 @@ def shared_guardian() -> Guardian:
     global _shared, _shared_pid
     with _shared_lock:
         if _shared is None or _shared_pid != os.getpid():
-            _shared, _shared_pid = Guardian(secrets.token_hex(6)), os.getpid()
+            _shared, _shared_pid = Guardian(os.urandom(6).hex()), os.getpid()
         return _shared
 
 
