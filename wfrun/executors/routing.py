@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wfrun.executors.agent import AgentExecutor
 from wfrun.executors.base import Executor, StepContext, close_executor
 from wfrun.executors.process import ProcessRunner
 from wfrun.executors.script import ScriptExecutor
@@ -30,6 +29,26 @@ class TypedExecutor:
             close_executor(executor)
 
 
+class _AgentsOnFirstUse:
+    """The AgentExecutor, built (and its module imported) for the first agent step: a run of
+    scripts only does not pay for it at start-up."""
+
+    def __init__(self, runner: ProcessRunner) -> None:
+        self._runner = runner
+        self._executor: Executor | None = None
+
+    def execute(self, context: StepContext) -> StepOutcome:
+        if self._executor is None:
+            from wfrun.executors.agent import AgentExecutor
+
+            self._executor = AgentExecutor(self._runner)
+        return self._executor.execute(context)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            close_executor(self._executor)
+
+
 def default_executor(runner: ProcessRunner | None = None) -> TypedExecutor:
     """Script steps to ScriptExecutor, agent steps to AgentExecutor, both with one runner
     (a LocalProcessRunner unless another is given)."""
@@ -38,5 +57,5 @@ def default_executor(runner: ProcessRunner | None = None) -> TypedExecutor:
 
         runner = LocalProcessRunner()
     return TypedExecutor(
-        {StepType.SCRIPT: ScriptExecutor(runner), StepType.AGENT: AgentExecutor(runner)}
+        {StepType.SCRIPT: ScriptExecutor(runner), StepType.AGENT: _AgentsOnFirstUse(runner)}
     )
