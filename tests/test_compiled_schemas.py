@@ -61,7 +61,7 @@ def test_the_generated_code_imports_nothing_of_fastjsonschema(name: str) -> None
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom)
     }
-    assert imported <= {"re", "decimal", "wfrun"}
+    assert imported <= {"re", "wfrun"}
 
 
 def test_validate_works_without_fastjsonschema_or_jsonschema_for_a_valid_file() -> None:
