@@ -358,12 +358,20 @@ def run(
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option("--report", metavar="FILE", help="Also write the JSON report here."),
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            parser=lambda value: _output_file("--report", value),
+            help="Also write the JSON report here.",
+        ),
     ] = None,
     junit: Annotated[
         Path | None,
         typer.Option(
-            "--junit", metavar="FILE", help="Write a JUnit XML file (one testcase per step)."
+            "--junit",
+            metavar="FILE",
+            parser=lambda value: _output_file("--junit", value),
+            help="Write a JUnit XML file (one testcase per step).",
         ),
     ] = None,
     ui: Annotated[
@@ -466,6 +474,19 @@ def _unusable_dir(path: Path) -> str | None:
         if place.exists() or place.is_symlink():
             return f"{place} is a file, not a directory"
     return None
+
+
+def _output_file(option: str, value: str) -> Path:
+    """The path of a report file as given. One ending in a separator names a directory (a Path
+    would drop the slash, and a file of that name be written): refused before anything runs."""
+    ends_in_separator = value.endswith(os.sep) or bool(os.altsep and value.endswith(os.altsep))
+    if ends_in_separator and not Path(value).is_dir():  # an existing one: _check_output_file
+        _fail(
+            f"cannot use {option} {value}: it ends with {value[-1]!r}, so it names a directory; "
+            "give a file name",
+            ExitCode.INVALID,
+        )
+    return Path(value)
 
 
 def _check_output_file(option: str, path: Path | None) -> None:
