@@ -1,0 +1,105 @@
+"""What the common commands import: start-up is most of the time of `wfrun validate` and of a
+short run, so the modules only some cases need are imported for those cases only. Measured
+with the real CLI under `python -X importtime`, which lists every module a process imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import cli_env
+
+VALID = "steps:\n  - {id: a, config: {command: 'true'}}\n"
+INVALID = "steps:\n  - {id: a, config: {command: 'true', timeout: 5}}\n"
+
+
+def _imports(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "wfrun", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return done, modules
+
+
+def _imported(modules: set[str], *names: str) -> list[str]:
+    return sorted(m for m in modules for n in names if m == n or m.startswith(n + "."))
+
+
+def test_validating_a_valid_file_does_not_import_jsonschema(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(VALID)
+    done, modules = _imports("validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "wfrun.compiled_schemas.workflow" in modules  # the check did run
+    unused = _imported(
+        modules,
+        "jsonschema",
+        "fastjsonschema",
+        "importlib.resources",  # the schema files are not read
+        "decimal",  # the compiled schema's stand-in
+        "rich",  # text output needs no terminal library
+        "wfrun.runner",
+        "wfrun.scheduler",
+        "concurrent",
+    )
+    assert unused == []
+
+
+def test_an_invalid_file_is_explained_by_jsonschema_at_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(INVALID)
+    done, modules = _imports("validate", str(path))
+    assert done.returncode == 1
+    assert f"{path}:2:48: 'config.timeout' of step 'a': duration" in done.stdout
+    assert "jsonschema" in modules
+
+
+def test_an_agents_file_that_is_valid_does_not_import_jsonschema(tmp_path: Path) -> None:
+    agents = tmp_path / "agents.yaml"
+    agents.write_text("agents:\n  echo: {command: [cat]}\n")
+    path = tmp_path / "wf.yaml"
+    path.write_text("steps:\n  - {id: a, type: agent, config: {agent: echo, prompt: hi}}\n")
+    done, modules = _imports("validate", "--agents", str(agents), str(path))
+    assert done.returncode == 0, done.stderr
+    assert "wfrun.compiled_schemas.agents_file" in modules
+    assert _imported(modules, "jsonschema") == []
+
+
+def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(VALID)
+    done, modules = _imports("run", "--ui", "quiet", "--log-dir", str(tmp_path / "runs"), str(path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs").is_dir()
+    unused = _imported(
+        modules,
+        "jsonschema",  # the file is valid
+        "xml",  # no --junit
+        "secrets",  # run ids come from os.urandom
+        "hashlib",
+        "wfrun.executors.agent",  # no agent step
+        "rich.live",  # no live view
+        "wfrun.reporters.live",
+    )
+    assert unused == []
+
+
+def test_junit_still_works_where_it_is_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(VALID)
+    junit = tmp_path / "j.xml"
+    done, modules = _imports(
+        "run", "--ui", "quiet", "--junit", str(junit), "--log-dir", str(tmp_path / "r"), str(path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "xml.etree.ElementTree" in modules
+    assert '<testcase classname="one" name="a"' in junit.read_text()
