@@ -160,6 +160,7 @@ def check_workflow(source: Source, agents: Mapping[str, DeclaredAgent]) -> list[
     found += _pools(source, steps)
     found += _shell_with_args(source, steps)
     found += _command_lines(source, steps)
+    found += _empty_commands(source, steps)
     found += _agent_steps(source, steps, agents)
     found += _durations(source, steps)
     found += _env_names(source, [("env",)])
@@ -548,21 +549,45 @@ def _command_lines(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]
         yield source.at(("steps", index, "config", "command"), message)
 
 
+def _empty_commands(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """An empty command names no program (and with shell: true runs nothing and succeeds)."""
+    for index, step in steps:
+        if step.get("type", "script") != "script":
+            continue
+        command = _field(source, index, step, "config", "command")
+        if isinstance(command, str) and not command.strip():
+            path: JsonPath = ("steps", index, "config", "command")
+            yield source.at_value(path, f"{source.name(path)} is empty: name the program to run")
+
+
 def _shortened(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _env_names(source: Source, paths: Iterable[JsonPath]) -> Iterator[Diagnostic]:
-    """Names a process environment cannot hold: empty, or with `=` in them."""
+    """Names a process environment cannot hold (empty, or with `=` in them), and names no
+    shell or program could read back (with whitespace or control characters)."""
     for path in paths:
         env = _value_at(source.data, path)
         if not isinstance(env, dict) or not source.ok(path):
             continue
         for name in env:
-            if name == "" or "=" in name:
-                problem = "is empty" if name == "" else "contains '='"
+            problem = _env_name_problem(name)
+            if problem is not None:
                 message = f"environment variable name {name!r} in {source.name(path)} {problem}"
                 yield source.at((*path, name), message)
+
+
+def _env_name_problem(name: str) -> str | None:
+    if name == "":
+        return "is empty"
+    if "=" in name:
+        return "contains '='"
+    if any(char.isspace() for char in name):
+        return "contains whitespace"
+    if not name.isprintable():
+        return "contains a control character"
+    return None
 
 
 def _finite_metadata(source: Source) -> Iterator[Diagnostic]:

@@ -214,20 +214,23 @@ def validate(
     agents: AgentsOpt = None,
 ) -> None:
     """Check workflow files against the schema and the semantic rules; print every problem."""
+    from wfrun.advice import workflow_warnings
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
 
     found: dict[str, list[Diagnostic]] = {}
+    warned: dict[str, list[Diagnostic]] = {}  # a valid file's warnings (wfrun.advice)
     unreadable: dict[str, str] = {}  # file -> why it could not be read
     for file in files:
         try:
-            load_workflow(file, agents_file=str(agents) if agents else None)
+            workflow = load_workflow(file, agents_file=str(agents) if agents else None)
             found[str(file)] = []
+            warned[str(file)] = workflow_warnings(workflow, str(file))
         except UnreadableFileError as err:
             unreadable[str(file)] = str(err)
         except WorkflowError as err:
             found[str(file)] = err.diagnostics
-    _print_validation(list(dict.fromkeys(map(str, files))), found, unreadable, format)
+    _print_validation(list(dict.fromkeys(map(str, files))), found, unreadable, format, warned)
     if unreadable:
         raise typer.Exit(ExitCode.INVALID)
     raise typer.Exit(ExitCode.FAILED if any(found.values()) else ExitCode.OK)
@@ -238,11 +241,13 @@ def _print_validation(
     found: dict[str, list[Diagnostic]],
     unreadable: dict[str, str],
     format: ValidateFormat,
+    warned: dict[str, list[Diagnostic]],
 ) -> None:
     """Every file in the order given, in every format: a file that could not be read is a
-    problem of that file (without a position), not something only stderr mentions."""
+    problem of that file (without a position), not something only stderr mentions. Warnings
+    come with a valid file only, and change neither its validity nor the exit code."""
     if format is ValidateFormat.JSON:
-        entries = [_json_entry(file, found, unreadable) for file in order]
+        entries = [_json_entry(file, found, unreadable, warned) for file in order]
         document = {"valid": not unreadable and not any(found.values()), "files": entries}
         typer.echo(json.dumps(document, indent=2))
         return
@@ -258,21 +263,48 @@ def _print_validation(
                 typer.echo(f"::error file={d.file},line={d.line},col={d.col}::{_gh(d.message)}")
             else:
                 typer.echo(str(d))
+        for w in warned.get(file, []):
+            if format is ValidateFormat.GITHUB:
+                typer.echo(f"::warning file={w.file},line={w.line},col={w.col}::{_gh(w.message)}")
+            else:
+                typer.echo(f"{w.file}:{w.line}:{w.col}: warning: {w.message}")
         if format is ValidateFormat.TEXT:
             count = len(found[file])
-            typer.echo(f"{file}: ok" if not count else _problems(count, file))
+            warnings = len(warned.get(file, []))
+            plural = "s" if warnings != 1 else ""
+            ok = f"{file}: ok" + (f" ({warnings} warning{plural})" if warnings else "")
+            typer.echo(ok if not count else _problems(count, file))
 
 
 def _json_entry(
-    file: str, found: dict[str, list[Diagnostic]], unreadable: dict[str, str]
+    file: str,
+    found: dict[str, list[Diagnostic]],
+    unreadable: dict[str, str],
+    warned: dict[str, list[Diagnostic]],
 ) -> dict[str, object]:
     if file in unreadable:
         problem = {"file": file, "line": None, "col": None, "message": unreadable[file]}
-        return {"file": file, "valid": False, "readable": False, "diagnostics": [problem]}
+        return {
+            "file": file,
+            "valid": False,
+            "readable": False,
+            "diagnostics": [problem],
+            "warnings": [],
+        }
     diagnostics = [
         {"file": d.file, "line": d.line, "col": d.col, "message": d.message} for d in found[file]
     ]
-    return {"file": file, "valid": not diagnostics, "readable": True, "diagnostics": diagnostics}
+    warnings = [
+        {"file": w.file, "line": w.line, "col": w.col, "message": w.message}
+        for w in warned.get(file, [])
+    ]
+    return {
+        "file": file,
+        "valid": not diagnostics,
+        "readable": True,
+        "diagnostics": diagnostics,
+        "warnings": warnings,
+    }
 
 
 def _gh(message: str) -> str:
