@@ -103,3 +103,33 @@ def test_junit_still_works_where_it_is_asked_for(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "xml.etree.ElementTree" in modules
     assert '<testcase classname="one" name="a"' in junit.read_text()
+
+
+def _collector_after(*args: str) -> str:
+    """gc.isenabled() and whether objects were frozen, after `wfrun ARGS` ran in this process."""
+    code = (
+        "import gc, sys\n"
+        f"sys.argv = ['wfrun', *{list(args)!r}]\n"
+        "from wfrun.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120
+    )
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_the_collector_is_paused_while_starting_and_resumed_for_the_work(tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(VALID)
+    # A run and validate resume it, with start-up's objects frozen out of every collection.
+    assert _collector_after("run", "--ui", "quiet", "--log-dir", str(tmp_path), str(path)) == (
+        "True True"
+    )
+    assert _collector_after("validate", str(path), str(path)) == "True True"
+    # plan loads one file and exits: the collector stays paused.
+    assert _collector_after("plan", str(path)) == "False False"

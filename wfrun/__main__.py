@@ -11,6 +11,9 @@ def main() -> None:
 
         print(f"wfrun {__version__}")
         return
+    from wfrun.collector import pause
+
+    pause()  # until the command's long work begins (wfrun.collector)
     from wfrun.cli import main as cli_main
 
     cli_main()

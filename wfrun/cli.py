@@ -215,8 +215,11 @@ def validate(
 ) -> None:
     """Check workflow files against the schema and the semantic rules; print every problem."""
     from wfrun.advice import workflow_warnings
+    from wfrun.collector import resume
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
+
+    resume()  # paused by wfrun.__main__ while starting; there may be many files to check
 
     found: dict[str, list[Diagnostic]] = {}
     warned: dict[str, list[Diagnostic]] = {}  # a valid file's warnings (wfrun.advice)
@@ -465,6 +468,9 @@ def run(
         env=dict(os.environ),
         grace_period=grace_period,
     )
+    from wfrun.collector import resume
+
+    resume()  # paused by wfrun.__main__ while starting; a run may be long and make cycles
     try:
         result = runner.execute_plan(planned, keep_going=keep_going)
     except RunDirectoryError as err:
