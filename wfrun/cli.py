@@ -139,6 +139,17 @@ AgentsOpt = Annotated[
 ]
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="Override a variable declared under vars: (repeatable).",
+        show_default=False,
+    ),
+]
+
+
 # ---- helpers -----------------------------------------------------------------------------------
 
 MAX_GRACE_PERIOD = 3600.0
@@ -163,13 +174,16 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(file: Path, agents: Path | None) -> Workflow:
+def _load(file: Path, agents: Path | None, sets: list[str] | None = None) -> Workflow:
     """Load or exit 2 with every diagnostic; never a traceback."""
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
 
+    overrides = _overrides(sets)
     try:
-        return load_workflow(file, agents_file=str(agents) if agents else None)
+        return _with_vars(
+            load_workflow(file, agents_file=str(agents) if agents else None), overrides
+        )
     except UnreadableFileError as err:
         _fail(str(err), ExitCode.INVALID)
     except WorkflowError as err:
@@ -177,6 +191,28 @@ def _load(file: Path, agents: Path | None) -> Workflow:
             _stderr(str(diagnostic))
         _stderr(_problems(len(err.diagnostics), str(file)))
         raise typer.Exit(ExitCode.INVALID) from None
+
+
+def _overrides(sets: list[str] | None) -> dict[str, str]:
+    if not sets:
+        return {}
+    from wfrun.variables import VariableError, parse_assignments
+
+    try:
+        return parse_assignments(sets)
+    except VariableError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
+    if not overrides:
+        return workflow
+    from wfrun.variables import VariableError, with_vars
+
+    try:
+        return with_vars(workflow, overrides)
+    except VariableError as err:
+        _fail(str(err), ExitCode.INVALID)
 
 
 def _problems(count: int, file: str) -> str:
@@ -212,16 +248,18 @@ def validate(
         ValidateFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ValidateFormat.TEXT,
     agents: AgentsOpt = None,
+    sets: SetOpt = None,
 ) -> None:
     """Check workflow files against the schema and the semantic rules; print every problem."""
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
 
+    overrides = _overrides(sets)
     found: dict[str, list[Diagnostic]] = {}
     unreadable: dict[str, str] = {}  # file -> why it could not be read
     for file in files:
         try:
-            load_workflow(file, agents_file=str(agents) if agents else None)
+            _with_vars(load_workflow(file, agents_file=str(agents) if agents else None), overrides)
             found[str(file)] = []
         except UnreadableFileError as err:
             unreadable[str(file)] = str(err)
@@ -293,6 +331,7 @@ def plan(
     parallel: ParallelOpt = None,
     agents: AgentsOpt = None,
     log_dir: LogDirOpt = DEFAULT_LOG_DIR,
+    sets: SetOpt = None,
 ) -> None:
     """Print the parallel groups (pools, limits, dependencies), the cap and the critical path.
 
@@ -302,7 +341,7 @@ def plan(
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
 
-    workflow = _load(file, agents)
+    workflow = _load(file, agents, sets)
     planned = make_plan(
         workflow,
         parallel=parallel,
@@ -395,16 +434,28 @@ def run(
         ),
     ] = 5.0,
     agents: AgentsOpt = None,
+    sets: SetOpt = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="A dotenv file of variables for the steps (secrets, say); the process "
+            "environment wins over it.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow: each step starts as soon as its dependencies are done and limits allow."""
     from wfrun.errors import WorkflowError
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
-    from wfrun.runner import RunDirectoryError, WorkflowRunner
+    from wfrun.runner import MissingSecretError, RunDirectoryError, WorkflowRunner
 
     _check_output_file("--report", report)
     _check_output_file("--junit", junit)
-    workflow = _load(file, agents)
+    env = _run_environment(env_file)
+    workflow = _load(file, agents, sets)
     try:
         # Earlier durations order ready steps by the real critical path, not by step count.
         planned = make_plan(
@@ -422,12 +473,12 @@ def run(
         executor=_executor(dry_run),
         reporters=reporters,
         log_dir=None if dry_run else log_dir,
-        env=dict(os.environ),
+        env=env,
         grace_period=grace_period,
     )
     try:
         result = runner.execute_plan(planned, keep_going=keep_going)
-    except RunDirectoryError as err:
+    except (RunDirectoryError, MissingSecretError) as err:
         _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
@@ -442,6 +493,19 @@ def run(
     if runner.report_error is not None:
         _fail(runner.report_error, ExitCode.FAILED)
     raise typer.Exit(_run_exit_code(result, runner.interrupted_by))
+
+
+def _run_environment(env_file: Path | None) -> dict[str, str]:
+    """The steps' base environment: the process's, over the --env-file's (SPEC §10.7)."""
+    if env_file is None:
+        return dict(os.environ)
+    from wfrun.masking import EnvFileError, read_env_file
+
+    try:
+        values = read_env_file(env_file)
+    except EnvFileError as err:
+        _fail(str(err), ExitCode.INVALID)
+    return {**values, **os.environ}
 
 
 def _check_log_dir(log_dir: Path) -> None:

@@ -23,9 +23,12 @@ from wfrun.checks import (
     check_workflow,
     declared_agents,
     requested_units,
+    sound_steps,
 )
 from wfrun.durations import parse_duration
 from wfrun.errors import Diagnostic, WorkflowError
+from wfrun.flow_checks import check_data_flow
+from wfrun.matrix import instance_id, instance_name, matrix_keys
 from wfrun.model import (
     DEFAULT_MAX_CONCURRENCY,
     Agent,
@@ -93,7 +96,12 @@ def _load(
     if not quickly_valid(data):
         problems += validate(data, tree, file, "workflow", workflow_validator())
     source = Source.validated(
-        file, data, tree.locate, _broken_paths(problems), locate_value=tree.locate_value
+        file,
+        data,
+        tree.locate,
+        _broken_paths(problems),
+        locate_value=tree.locate_value,
+        locate_inside=tree.locate_inside,
     )
     found = [p.diagnostic for p in problems]
     agents = declared_agents(source)
@@ -108,6 +116,7 @@ def _load(
             agents = {**shared, **agents}
     if data is not None:
         found += check_workflow(source, agents) + check_agents(source)
+        found += check_data_flow(source, sound_steps(source))
     if found:
         return None, list(dict.fromkeys(found))  # aliases can repeat a problem: once is enough
     return _build_workflow(source, agents, file, base_dir, base_dirs), []
@@ -195,8 +204,9 @@ def _build_workflow(
     }
     return Workflow(
         name=data.get("name", "workflow" if anonymous else Path(file).stem),
-        steps=tuple(
-            _build_step(source, index, built_agents) for index in range(len(data["steps"]))
+        steps=_expanded(
+            [_build_step(source, index, built_agents) for index in range(len(data["steps"]))],
+            data["steps"],
         ),
         version=data.get("version"),
         description=data.get("description"),
@@ -207,7 +217,48 @@ def _build_workflow(
         agents=frozen_map(built_agents),
         file=None if anonymous else Path(file),
         base_dir=base_dir,
+        vars=frozen_map(data.get("vars")),
+        secrets=tuple(data.get("secrets", ())),
     )
+
+
+def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]:
+    """Each matrix step becomes one step per combination (SPEC §10.5), in place; `dependsOn` a
+    matrix step means all of its instances."""
+    from dataclasses import replace
+
+    from wfrun.templates import OPEN, substitute
+
+    out: list[Step] = []
+    instances: dict[str, list[str]] = {}
+    for step, raw in zip(steps, data, strict=True):
+        matrix = raw.get("matrix")
+        if not isinstance(matrix, dict) or not matrix_keys(matrix):
+            out.append(step)
+            continue
+        from wfrun.matrix import expand
+
+        for combination in expand(matrix).combinations:
+            values = frozen_map(combination)
+            name = (
+                substitute(step.name, {"matrix": dict(combination)})
+                if OPEN in step.name
+                else instance_name(step.name, combination)
+            )
+            new_id = instance_id(step.id, combination)
+            instances.setdefault(step.id, []).append(new_id)
+            out.append(replace(step, id=new_id, name=name, base_id=step.id, matrix=values))
+    if instances:
+        out = [
+            replace(
+                step,
+                depends_on=tuple(
+                    dict.fromkeys(i for dep in step.depends_on for i in instances.get(dep, [dep]))
+                ),
+            )
+            for step in out
+        ]
+    return tuple(replace(step, index=i) if step.index != i else step for i, step in enumerate(out))
 
 
 def _build_parallel(data: dict[str, Any]) -> ParallelConfig:
@@ -240,9 +291,16 @@ def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step
             isolate_errors=parallel.get("isolateErrors", True),
         ),
         continue_on_error=data.get("continueOnError", False),
+        condition=_condition_text(data.get("if")),
         index=index,
         position=source.locate(("steps", index, "id")),
     )
+
+
+def _condition_text(value: str | bool | None) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _script_config(data: dict[str, Any]) -> ScriptConfig:

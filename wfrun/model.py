@@ -17,6 +17,9 @@ STEP_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 Requirement = tuple[tuple[tuple[str, int], ...], int | None]  # (sorted pool units, step limit)
 
+# A matrix value as the file wrote it (SPEC §10.5).
+MatrixValue = str | int | float | bool
+
 
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only mapping, so the frozen model cannot be changed through its dict fields."""
@@ -139,6 +142,10 @@ class Step:
     continue_on_error: bool = False
     index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
     position: Position = Position(1, 1)
+    condition: str | None = None  # `if:` as written (SPEC §10.3); None behaves as success()
+    # A matrix instance (SPEC §10.5): the id of the step it was expanded from, and its values.
+    base_id: str | None = None
+    matrix: Mapping[str, MatrixValue] = field(default_factory=frozen_map)
 
     @property
     def timeout(self) -> float | None:
@@ -166,6 +173,8 @@ class Workflow:
     parallel: ParallelConfig = ParallelConfig()
     agents: Mapping[str, Agent] = field(default_factory=frozen_map)
     file: Path | None = None  # where it was loaded from; None when built in code
+    vars: Mapping[str, str] = field(default_factory=frozen_map)  # after `--set` (SPEC §10.6)
+    secrets: tuple[str, ...] = ()  # names of env variables whose values are masked (§10.7)
     base_dir: Path = Path(".")  # working directories are relative to this
 
     def step(self, step_id: str) -> Step:

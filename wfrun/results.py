@@ -7,6 +7,7 @@ to whole milliseconds because that is the JSON format's convention.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class StepOutcome:
     command: str | None = None  # what was run, for failure digests
     where: str | None = None  # where it ran, when not on this machine
     log_error: str | None = None  # why its log is missing or incomplete
+    outputs: Mapping[str, str] = field(default_factory=dict)  # what it wrote to WFRUN_OUTPUT
 
     @property
     def succeeded(self) -> bool:
@@ -76,6 +78,7 @@ class StepResult:
     command: str | None = None
     wait: WaitReason | None = None  # the same reason, as the dispatcher decided it
     log_error: str | None = None  # why its log is missing or incomplete (a full disk, say)
+    outputs: dict[str, str] = field(default_factory=dict)  # SPEC §10.1
 
     def __post_init__(self) -> None:
         if self.wait is not None and self.wait_reason is None:
@@ -134,6 +137,7 @@ class StepResult:
             d["logError"] = self.log_error
         d["outputTail"] = self.output_tail
         d["output"] = self.output
+        d["outputs"] = dict(self.outputs)
         return d
 
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wfrun.delivery import EventDelivery
-from wfrun.dispatch import Completion, Dispatcher, Skip
+from wfrun.dispatch import Completion, Dependencies, Dispatcher, Skip
 from wfrun.durations import format_duration
 from wfrun.events import (
     Event,
@@ -39,9 +41,21 @@ from wfrun.executors.base import (
     StepContext,
     close_executor,
 )
+from wfrun.expressions import ExpressionError, Value
+from wfrun.masking import Masker
+from wfrun.model import Step
 from wfrun.planner import Plan
 from wfrun.results import RunResult, RunStatus, StepOutcome, StepResult, StepStatus
 from wfrun.stats import parallel_stats
+from wfrun.substitution import (
+    RunFacts,
+    StepData,
+    contexts,
+    has_references,
+    holds,
+    referenced_steps,
+    resolve,
+)
 
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
@@ -56,6 +70,7 @@ class RunSettings:
     keep_going: bool = False
     grace_period: float = DEFAULT_GRACE_PERIOD
     started_at: str | None = None
+    masker: Masker | None = None  # the run's secrets, written as *** (SPEC §10.7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +104,12 @@ class Scheduler:
         self._t0 = 0.0
         self._inbox: queue.SimpleQueue[_Done | _Interrupt] = queue.SimpleQueue()
         self._delivery = EventDelivery(reporters, self.now)
-        self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going)
-        self._tokens: dict[str, CancelToken] = {}
+        self._masker = settings.masker if settings.masker else None
+        self._scratch: Path | None = None  # outputs go here when the run keeps no directory
+        self._facts: RunFacts | None = None
         self._results: dict[str, StepResult] = {}
+        self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going, judge=self._judge)
+        self._tokens: dict[str, CancelToken] = {}
         self._ready_at: dict[str, float] = {}
         self._started_at: dict[str, float] = {}
         self._status: RunStatus | None = None  # set when the run is cut short
@@ -131,6 +149,8 @@ class Scheduler:
         workers = max(1, min(self._plan.max_concurrency, len(self._plan.steps)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-step")
         try:
+            for skip in self._dispatcher.take_initial_skips():
+                self._finish_unstarted(skip)
             self._mark_ready(self._dispatcher.initial_ready(), 0.0)
             self._loop(pool)
         finally:
@@ -147,6 +167,8 @@ class Scheduler:
             result = self._result()
             self._emit(RunFinished(result, result.execution_time_s))
             self._delivery.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         return result
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -185,6 +207,12 @@ class Scheduler:
         step = self._plan.step(step_id)
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
+        unresolved: str | None = None
+        if getattr(self._executor, "resolves_references", True) and has_references(step):
+            try:
+                step = resolve(step, self._contexts(step))
+            except ExpressionError as error:
+                unresolved = str(error)
         context = StepContext(
             run_id=self._settings.run_id,
             workflow=self._plan.workflow,
@@ -194,6 +222,8 @@ class Scheduler:
             log_path=log_path,
             on_output=self._delivery.output_for(step_id),
             grace_period=self._settings.grace_period,
+            run_dir=self._outputs_root(),
+            masker=self._masker,
         )
         at = self._started_at[step_id] = self.now()
         self._emit(
@@ -205,7 +235,48 @@ class Scheduler:
                 str(log_path) if log_path else None,
             )
         )
+        if unresolved is not None:
+            # Nothing starts: the step fails as it would have, before its process existed.
+            self._inbox.put(_Done(step_id, StepOutcome(StepStatus.FAILED, reason=unresolved), at))
+            return
         pool.submit(self._work, context)
+
+    # ---- data between steps (SPEC §10) -----------------------------------------------------------
+
+    def _outputs_root(self) -> Path:
+        """The run directory, or a scratch directory for a run that keeps none (the API)."""
+        if self._settings.run_dir is not None:
+            return self._settings.run_dir
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="wfrun-run-"))
+        return self._scratch
+
+    def _run_facts(self) -> RunFacts:
+        if self._facts is None:
+            workflow = self._plan.workflow
+            self._facts = RunFacts(
+                workflow=workflow,
+                run_id=self._settings.run_id,
+                run_dir=str(self._outputs_root().absolute()),
+                env={**self._settings.env, **workflow.env},
+            )
+        return self._facts
+
+    def _contexts(self, step: Step) -> dict[str, Value]:
+        ended: dict[str, StepData] = {}
+        for sid in referenced_steps(step):
+            result = self._results.get(sid)
+            if result is not None:
+                ended[sid] = StepData(result.status.value, result.outputs)
+                continue
+            how = self._dispatcher.ended_how(sid)
+            if how is not None:  # decided within this same turn, not reported yet
+                ended[sid] = StepData(_STATUS_OF[how], {})
+        return contexts(self._run_facts(), step, ended)
+
+    def _judge(self, step: Step, dependencies: Dependencies) -> bool:
+        """The dispatcher asks whether a step's `if` holds, once its dependencies ended."""
+        return holds(step, self._contexts(step), dependencies)
 
     def _work(self, context: StepContext) -> None:
         """Runs in a worker thread: execute the step, post how it ended. The post is in a
@@ -282,6 +353,18 @@ class Scheduler:
     def _step_result(
         self, step_id: str, outcome: StepOutcome, end: float, allowed: bool
     ) -> StepResult:
+        masker = self._masker
+        if masker is not None:
+            outcome = replace(
+                outcome,
+                reason=masker.maybe(outcome.reason),
+                command=masker.maybe(outcome.command),
+                output_tail=masker.text(outcome.output_tail),
+                output=masker.text(outcome.output)
+                if isinstance(outcome.output, str)
+                else outcome.output,
+                outputs={k: masker.text(v) for k, v in outcome.outputs.items()},
+            )
         return StepResult(
             step_id=step_id,
             status=outcome.status,
@@ -299,6 +382,7 @@ class Scheduler:
             output=outcome.output,
             command=outcome.command,
             log_error=outcome.log_error,
+            outputs=dict(outcome.outputs),
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:
@@ -316,10 +400,15 @@ class Scheduler:
     def _result(self) -> RunResult:
         wall = self.now()
         ordered = {s.id: self._results[s.id] for s in self._plan.steps}
+        # Skipped steps fail nothing by themselves: a false condition skips on purpose, and a
+        # failure that skips its dependents failed the run already.
         status = self._status or (
-            RunStatus.SUCCEEDED
-            if all(r.success or r.allowed_failure for r in ordered.values())
-            else RunStatus.FAILED
+            RunStatus.FAILED
+            if any(
+                r.status in (*FAILED_STATUSES, StepStatus.CANCELLED) and not r.allowed_failure
+                for r in ordered.values()
+            )
+            else RunStatus.SUCCEEDED
         )
         wf = self._plan.workflow
         return RunResult(
@@ -378,9 +467,16 @@ def _completion(outcome: StepOutcome, allowed: bool) -> Completion:
     return Completion.CANCELLED
 
 
-def _with_status(outcome: StepOutcome, status: StepStatus, reason: str | None) -> StepOutcome:
-    from dataclasses import replace
+_STATUS_OF = {
+    Completion.SUCCEEDED: "succeeded",
+    Completion.ALLOWED_FAILURE: "failed",
+    Completion.FATAL_FAILURE: "failed",
+    Completion.CANCELLED: "cancelled",
+    Completion.SKIPPED: "skipped",
+}
 
+
+def _with_status(outcome: StepOutcome, status: StepStatus, reason: str | None) -> StepOutcome:
     return replace(outcome, status=status, reason=reason or outcome.reason)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.process import STDOUT, ProcessResult, ProcessRunner, ProcessSpec, StartError
+from wfrun.masking import Masker, StreamMasker
 from wfrun.results import StepOutcome, StepStatus
 
 TAIL_LINES = 50
@@ -46,7 +47,11 @@ class StepOutputSink:
         log_path: Path | None,
         on_output: Callable[[tuple[str, ...]], None] | None = None,
         capture_stdout: bool = False,
+        masker: Masker | None = None,
     ) -> None:
+        # Secrets are masked before anything is kept: the log, the tail, the lines, the capture.
+        self._maskers: dict[int, StreamMasker] | None = {} if masker else None
+        self._masker = masker
         self._log_path = log_path
         self._log: int | None = None
         self._on_output = on_output
@@ -58,6 +63,17 @@ class StepOutputSink:
         self.log_error: str | None = None  # why the log is incomplete, if it is
 
     def feed(self, stream: int, data: bytes) -> None:
+        if self._maskers is not None:
+            assert self._masker is not None
+            masker = self._maskers.get(stream)
+            if masker is None:
+                masker = self._maskers[stream] = self._masker.stream()
+            data = masker.feed(data)
+            if not data:
+                return
+        self._keep_all(stream, data)
+
+    def _keep_all(self, stream: int, data: bytes) -> None:
         self._write_log(data)
         if stream == STDOUT and self._capture is not None:
             self._keep(data)
@@ -66,6 +82,10 @@ class StepOutputSink:
     def finish(self) -> None:
         """The process has ended: output that ended without a newline still counts as a line,
         and the log is closed."""
+        for stream, masker in (self._maskers or {}).items():
+            rest = masker.flush()
+            if rest:
+                self._keep_all(stream, rest)
         for stream, rest in list(self._partial.items()):
             if rest:
                 self._partial[stream] = b""
@@ -187,7 +207,7 @@ class StepRun:
 
 def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepContext) -> StepRun:
     """Run a step's process with `runner`, keeping its log, tail and capture on this side."""
-    sink = StepOutputSink(context.log_path, context.on_output, spec.capture_stdout)
+    sink = StepOutputSink(context.log_path, context.on_output, spec.capture_stdout, context.masker)
     try:
         result = runner.run(spec, context.cancel, sink)
     finally:
