@@ -39,7 +39,14 @@ def run(tmp_path: Path, workflow: Path, *args: str) -> tuple[int, str, str, dict
     logs = tmp_path / "logs"
     report = tmp_path / "report.json"
     done = wfrun(
-        "run", str(workflow), "--ui", "plain", "--log-dir", str(logs), "--report", str(report),
+        "run",
+        str(workflow),
+        "--ui",
+        "plain",
+        "--log-dir",
+        str(logs),
+        "--report",
+        str(report),
         *args,
     )
     data = json.loads(report.read_text()) if report.exists() else {}
@@ -159,7 +166,9 @@ steps:
 
 def test_a_malformed_output_line_fails_the_step_quoting_it(tmp_path: Path) -> None:
     writer = script(
-        tmp_path, "writer", "import os\nopen(os.environ['WFRUN_OUTPUT'], 'a').write('ok=1\\njust words\\n')\n"
+        tmp_path,
+        "writer",
+        "import os\nopen(os.environ['WFRUN_OUTPUT'], 'a').write('ok=1\\njust words\\n')\n",
     )
     workflow = write(
         tmp_path,
@@ -172,7 +181,7 @@ steps:
     config: {{command: "true"}}
 """,
     )
-    code, stdout, _, report = run(tmp_path, workflow)
+    code, _, _, report = run(tmp_path, workflow)
     assert code == 1
     a = report["stepResults"]["a"]
     assert a["status"] == "failed"
@@ -348,7 +357,9 @@ steps:
 
 
 def test_set_of_an_undeclared_variable_is_a_usage_error(tmp_path: Path) -> None:
-    workflow = write(tmp_path, "vars: {target: a}\nsteps:\n  - id: a\n    config: {command: 'true'}\n")
+    workflow = write(
+        tmp_path, "vars: {target: a}\nsteps:\n  - id: a\n    config: {command: 'true'}\n"
+    )
     for command in ("run", "plan", "validate"):
         done = wfrun(command, str(workflow), "--set", "targte=b")
         assert done.returncode == 2, (command, done.stderr)
@@ -601,4 +612,112 @@ steps:
     code, _, stderr, _ = run(tmp_path, workflow)
     assert code == 2
     assert "add 'a' to dependsOn" in stderr
+    assert not marker.exists()
+
+
+def test_escaped_reference_and_env_file_under_the_process_environment(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    env_file = tmp_path / "vars.env"
+    env_file.write_text("# comment\nexport FROM_FILE='file value'\nSHADOWED=from-file\n")
+    workflow = write(
+        tmp_path,
+        f"""
+env: {{OUT: "{out}"}}
+steps:
+  - id: a
+    config:
+      command: "{PY}"
+      args: ["-c", "{ARGV_DUMP}", "$${{{{ literal }}}}", "${{{{ env.FROM_FILE }}}}", "${{{{ env.SHADOWED }}}}"]
+""",
+    )
+    logs = tmp_path / "logs"
+    import os
+    import subprocess
+
+    env = {**os.environ, "SHADOWED": "from-process", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [
+            PY,
+            "-m",
+            "wfrun",
+            "run",
+            str(workflow),
+            "--ui",
+            "quiet",
+            "--log-dir",
+            str(logs),
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert argv_of(out, "a") == ["${{ literal }}", "file value", "from-process"]
+
+
+def test_the_release_pipeline_sample_runs_with_its_stand_in_secret(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent / "sample-workflows"
+    sample, env_file = root / "release-pipeline.yaml", root / "release-pipeline.env"
+    code, stdout, stderr, report = run(
+        tmp_path, sample, "--env-file", str(env_file), "--set", "target=production"
+    )
+    assert code == 0, stdout + stderr
+    results = report["stepResults"]
+    assert len([s for s in results if s.startswith("test-")]) == 5
+    assert results["deploy"]["status"] == "succeeded"
+    assert "deploying 2.4.1 with token ***" in stdout
+    assert "stand-in-token-1234" not in stdout
+    code, stdout, _, report = run(tmp_path, sample, "--env-file", str(env_file))
+    assert code == 0
+    assert report["stepResults"]["deploy"]["reason"].startswith("condition false")
+    assert report["stepResults"]["cleanup"]["status"] == "succeeded"
+
+
+def test_matrix_instances_have_their_own_names_logs_and_junit_cases(tmp_path: Path) -> None:
+    workflow = write(
+        tmp_path,
+        """
+steps:
+  - id: test
+    matrix: {os: [linux, mac], py: ["3.12"]}
+    config: {command: echo, args: ["on ${{ matrix.os }}"]}
+""",
+    )
+    junit = tmp_path / "junit.xml"
+    code, _, _, report = run(tmp_path, workflow, "--junit", str(junit))
+    assert code == 0
+    run_dir = Path(report["runDir"])
+    assert (run_dir / "test-linux-3_12.log").read_text() == "on linux\n"
+    assert (run_dir / "test-mac-3_12.log").read_text() == "on mac\n"
+    import xml.etree.ElementTree as ET
+
+    cases = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
+    assert cases == ["test-linux-3_12", "test-mac-3_12"]
+    plan = wfrun("plan", str(workflow), "--format", "mermaid")
+    assert "test (linux, 3.12)" in plan.stdout
+
+
+def test_the_workflow_deadline_starts_no_cleanup_step(tmp_path: Path) -> None:
+    marker = tmp_path / "cleaned"
+    workflow = write(
+        tmp_path,
+        f"""
+timeout: 1s
+steps:
+  - id: slow
+    config: {{command: "{PY}", args: ["-c", "import time; time.sleep(30)"]}}
+  - id: cleanup
+    dependsOn: [slow]
+    if: always()
+    config: {{command: "{PY}", args: ["-c", "open('{marker}', 'w')"]}}
+""",
+    )
+    code, _, _, report = run(tmp_path, workflow, "--grace-period", "1")
+    assert code == 1
+    assert report["stepResults"]["slow"]["status"] == "timed_out"
+    assert report["stepResults"]["cleanup"]["status"] == "cancelled"
     assert not marker.exists()

@@ -85,9 +85,7 @@ def test_every_mapping_is_closed(schema: dict[str, Any]) -> None:
         where
         for where, sub in subschemas(schema)
         # Closed: unknown keys refused, or (a matrix) every other key held to a schema of its own.
-        if "properties" in sub
-        and "type" in sub
-        and sub.get("additionalProperties", True) is True
+        if "properties" in sub and "type" in sub and sub.get("additionalProperties", True) is True
     ]
     assert open_mappings == []
 
