@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from wfrun.retry import RetryPolicy
+
 DEFAULT_MAX_CONCURRENCY = 4
 
 # What a step id may be (SPEC §2). Always used with `fullmatch`: `$` would let "a\n" through.
@@ -139,6 +141,11 @@ class Step:
     continue_on_error: bool = False
     index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
     position: Position = Position(1, 1)
+    retry: RetryPolicy | None = None  # its own `retry:`, else the workflow's `defaults.retry`
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 if self.retry is None else self.retry.max_attempts
 
     @property
     def timeout(self) -> float | None:

@@ -214,4 +214,5 @@ def outcome_of(
         command=command,
         where=run.process.where,
         log_error=run.log_error,
+        not_startable=run.start_error is not None,
     )
