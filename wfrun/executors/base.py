@@ -74,6 +74,7 @@ class StepContext:
     log_path: Path | None = None  # None: keep no log file
     on_output: Callable[[tuple[str, ...]], None] | None = None  # complete lines, worker thread
     grace_period: float = DEFAULT_GRACE_PERIOD
+    attempt: int = 1  # which attempt this is (SPEC §11.1); later ones append to the same log
 
 
 class Executor(Protocol):
