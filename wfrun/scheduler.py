@@ -278,8 +278,8 @@ class Scheduler:
                 outcome.status, start, max(done.at, start), outcome.exit_code, outcome.reason
             )
         )
-        stopping = self._status is not None or self._dispatcher.stopping
-        if not token.cancelled and not stopping and should_retry(step.retry, outcome, len(attempts)):
+        stopping = token.cancelled or self._status is not None or self._dispatcher.stopping
+        if not stopping and should_retry(step.retry, outcome, len(attempts)):
             self._retry_later(done, attempts[-1])
             return
         self._conclude(_Done(step.id, outcome, done.at), stopped_by_run=token.cancelled)
