@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from builders import step, workflow
 from conftest import wfrun
 
@@ -18,6 +20,7 @@ from wfrun.dispatch import Completion, Dispatcher
 from wfrun.events import StepRetrying, StepStarted
 from wfrun.model import Workflow
 from wfrun.planner import make_plan
+from wfrun.reporters.live_view import live_view
 from wfrun.reporters.state import RunState
 from wfrun.results import AttemptResult, StepOutcome, StepStatus
 from wfrun.retry import FailureKind, RetryPolicy, failure_kind, should_retry
@@ -177,6 +180,13 @@ def test_the_wait_reason_counts_down_to_the_retry() -> None:
     assert [(w.step_id, w.reason) for w in state.waiting()] == [("flaky", "retry 2/3 in 3s")]
     now[0] = 4.5
     assert state.wait_text("flaky") == "retry 2/3 in 0.5s"
+    console = Console(file=io.StringIO(), width=100)
+    console.print(live_view(state, height=20))
+    assert "flaky" in console.file.getvalue() and "retry 2/3 in 0.5s" in console.file.getvalue()
+    state.handle(StepStarted("flaky", 0, {"db": 1}, 5.0, attempt=2))
+    console = Console(file=io.StringIO(), width=100)
+    console.print(live_view(state, height=20))
+    assert "attempt 2/3" in console.file.getvalue()
 
 
 # ---- real runs -------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class AgentExecutor:
         try:
             call = agent_call(context)
         except AgentError as exc:
-            return StepOutcome(StepStatus.FAILED, reason=str(exc))
+            return StepOutcome(StepStatus.FAILED, reason=str(exc), not_startable=True)
         run = run_step_process(self.runner, agent_spec(context, call), context)
         return agent_outcome(run, context, call)
 

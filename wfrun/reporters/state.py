@@ -171,7 +171,7 @@ class RunState:
             started_at=event.at,
             log_file=event.log_file,
             prompt=_prompt_line(step),
-            attempt=f"{event.attempt}/{step.max_attempts}" if step and event.attempt > 1 else None,
+            attempt=self._attempt_text(sid, event.attempt),
         )
         for pool, units in event.resources.items():
             self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) + units
@@ -190,6 +190,10 @@ class RunState:
             for pool, units in running.resources.items():
                 self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) - units
                 self._pool_holders.get(pool, {}).pop(sid, None)
+
+    def _attempt_text(self, sid: str, attempt: int) -> str | None:
+        retry = self.retries.get(sid)
+        return None if attempt <= 1 or retry is None else f"{attempt}/{retry.max_attempts}"
 
     def _step_output(self, event: StepOutput) -> None:
         running = self._running.get(event.step_id)
