@@ -8,16 +8,18 @@ import random
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from builders import step, workflow
 from conftest import wfrun
+from rich.console import Console
 
 from wfrun.dispatch import Completion, Dispatcher
 from wfrun.events import StepRetrying, StepStarted
+from wfrun.loader import load_workflow_text
 from wfrun.model import Workflow
 from wfrun.planner import make_plan
 from wfrun.reporters.live_view import live_view
@@ -83,6 +85,21 @@ def test_on_exit_codes_retries_only_those_exits() -> None:
     assert not should_retry(policy, outcome(StepStatus.FAILED, 1), 1)
     assert not should_retry(policy, outcome(StepStatus.TIMED_OUT), 1)
     assert not should_retry(policy, outcome(StepStatus.FAILED, 75), 3)  # no attempts left
+
+
+def test_listed_exit_codes_leave_signals_to_failed() -> None:
+    policy = RetryPolicy(max_attempts=2, exit_codes=frozenset({75}))
+    killed = StepOutcome(StepStatus.FAILED, exit_code=None, signal=9)
+    assert should_retry(policy, killed, 1)
+    assert not should_retry(replace(policy, kinds=frozenset()), killed, 1)
+
+
+def test_a_retry_block_without_values_takes_the_defaults() -> None:
+    wf = load_workflow_text("steps:\n  - {id: a, config: {command: x}, retry: {maxAttempts: 2}}\n")
+    policy = wf.step("a").retry
+    assert policy == RetryPolicy(max_attempts=2, delay=1.0, backoff=2.0, max_delay=None)
+    assert policy.kinds == {FailureKind.FAILED, FailureKind.TIMED_OUT}
+    assert load_workflow_text("steps:\n  - {id: a, config: {command: x}}\n").step("a").retry is None
 
 
 def test_cancellations_and_what_cannot_start_are_never_retried() -> None:
@@ -208,6 +225,8 @@ def test_a_step_failing_twice_then_succeeding_ends_succeeded_after_three_attempt
     assert result["status"] == "succeeded" and result["attempts"] == 3
     assert [a["status"] for a in result["attemptResults"]] == ["failed", "failed", "succeeded"]
     assert [a["exitCode"] for a in result["attemptResults"]] == [1, 1, 0]
+    assert result["startTime"] == result["attemptResults"][0]["startTime"]
+    assert result["endTime"] == result["attemptResults"][-1]["endTime"]
     spans = runs(workdir, "flaky")
     assert len(spans) == 3
     # 300ms, then 600ms (+10% jitter at most), with generous room for a busy machine.
@@ -239,9 +258,14 @@ def test_a_pool_held_by_a_step_is_given_to_another_while_it_waits_to_retry(
         + attempt_step("other", 0, 0, "0.3", extra="parallel: {resource: db}\ndependsOn: [gate]")
         + attempt_step("gate", 0, 0, "0.1")
     )
-    done = wfrun("run", str(path), "--ui", "plain", "--log-dir", str(workdir / "runs"))
+    done = wfrun(
+        "run", str(path), "--ui", "plain", "--log-dir", str(workdir / "runs"),
+        "--report", str(workdir / "report.json"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     (first, second), (other,) = runs(workdir, "flaky"), runs(workdir, "other")
+    # The pool's statistics count the attempts, not the wait between them.
+    assert report_of(workdir)["parallelStats"]["resources"]["db"]["peak"] == 1
     # `other` needed the pool while flaky held it, got it when flaky's attempt failed, and
     # flaky's retry waited for it in turn.
     assert first[1] <= other[0] and other[1] <= second[0]

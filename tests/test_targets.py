@@ -63,6 +63,12 @@ def test_run_with_targets_runs_exactly_the_closure(
     assert all(len(runs(workdir, sid)) == 1 for sid in ran)
     report = json.loads((workdir / "report.json").read_text())
     assert list(report["stepResults"]) == ["setup", "build", "test"]
+    # Targets and a bare --resume: the option goes last, the targets before it.
+    again = wfrun("run", str(path), "test", "--ui", "plain", "--log-dir", str(workdir / "runs"),
+                  "--resume")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "reusing 3 steps (setup, build, test)" in again.stdout
+    assert all(len(runs(workdir, sid)) == 1 for sid in ran)
 
 
 def test_plan_with_targets_shows_only_the_closure(write: Callable[..., Path]) -> None:
