@@ -15,8 +15,9 @@ from typing import Any
 from conftest import cli_env, wfrun
 from test_retries import attempt_step, report_errors, runs
 
-from wfrun.journal import JOURNAL_NAME, fingerprint
+from wfrun.journal import JOURNAL_NAME, Journal, JournalEntry, fingerprint, plan_resume
 from wfrun.loader import load_workflow_text
+from wfrun.results import StepStatus
 
 CHAIN = (
     "steps:\n"
@@ -232,3 +233,43 @@ def test_fingerprints_ignore_names_and_positions_but_not_commands_or_env() -> No
     assert fp("# moved\n\nsteps:\n  - {id: a, name: A, config: {command: 'true'}}\n") == base
     assert fp("steps:\n  - {id: a, config: {command: 'false'}}\n") != base
     assert fp("env: {K: v}\nsteps:\n  - {id: a, config: {command: 'true'}}\n") != base
+    assert fp("steps:\n  - {id: a, config: {command: 'true'}, retry: {maxAttempts: 2}}\n") != base
+    agent = (
+        "agents: {r: {command: [%s]}}\n"
+        "steps:\n  - {id: a, type: agent, config: {agent: r, prompt: p}}\n"
+    )
+    assert fp(agent % "echo") != fp(agent % "cat")
+
+
+def test_every_reason_a_step_runs_again() -> None:
+    wf = load_workflow_text(
+        "steps:\n"
+        + "".join(f"  - {{id: {sid}, config: {{command: 'true'}}}}\n" for sid in "abcdefg")
+        + "  - {id: h, config: {command: 'true'}, dependsOn: [f]}\n"
+    )
+    recorded = {
+        "a": StepStatus.SUCCEEDED,
+        "b": StepStatus.FAILED,
+        "c": StepStatus.TIMED_OUT,
+        "d": StepStatus.SKIPPED,
+        "e": StepStatus.CANCELLED,
+        "f": StepStatus.SUCCEEDED,
+        "h": StepStatus.SUCCEEDED,
+    }
+    entries = {
+        sid: JournalEntry(sid, status, fingerprint(wf, wf.step(sid)), {"v": sid})
+        for sid, status in recorded.items()
+    }
+    entries["f"] = JournalEntry("f", StepStatus.SUCCEEDED, "an older definition", {})
+    resume = plan_resume(wf, Journal("r1", Path("r1"), None, entries))
+    assert {d.step_id: d.why for d in resume.decisions} == {
+        "a": "succeeded, unchanged",
+        "b": "failed",
+        "c": "timed out",
+        "d": "was skipped",
+        "e": "was cancelled",
+        "f": "changed",
+        "g": "never ran",
+        "h": "dependency 'f' runs again",
+    }
+    assert resume.reused == ("a",) and resume.outputs == {"a": {"v": "a"}}

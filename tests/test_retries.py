@@ -361,6 +361,7 @@ def test_the_report_with_attempts_validates_against_its_schema(
         ("{delay: 5}", "'retry.delay' of step 'a': duration 5 has no unit"),
         ("{delay: -1s}", "'retry.delay' of step 'a': invalid duration '-1s'"),
         ("{backoff: 0.5}", "'retry.backoff' of step 'a' must be from 1 to 100"),
+        ("{backoff: 101}", "'retry.backoff' of step 'a' must be from 1 to 100"),
         ("{on: [faild]}", "must be one of failed, timed_out, got 'faild' (did you mean 'failed'?)"),
         ("{maxAttemps: 2}", "unknown key 'maxAttemps' in 'retry' of step 'a' (did you mean"),
     ],
