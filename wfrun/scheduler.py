@@ -193,6 +193,8 @@ class Scheduler:
                 self._expire(timeout or 0.0)
                 deadline = None
             self._requeue_due_retries()
+            if self._journal is not None:
+                self._journal.sync()  # what ended is on disk before anything more starts
             for step_id in self._dispatcher.startable():
                 self._start(pool, step_id)
             now = self.now()
