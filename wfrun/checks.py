@@ -175,6 +175,7 @@ def check_workflow(source: Source, agents: Mapping[str, DeclaredAgent]) -> list[
     found += _env_names(source, [("env",)])
     found += _env_names(source, [("steps", index, "config", "env") for index, _ in steps])
     found += _finite_metadata(source)
+    found += _backoffs(source, steps)
     return found
 
 
@@ -615,9 +616,32 @@ def _finite_metadata(source: Source) -> Iterator[Diagnostic]:
             work += [((*path, key), item) for key, item in items]
 
 
+MAX_BACKOFF = 100
+
+
+def _backoffs(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """`retry.backoff` below 1 would shrink the waits; the schema cannot word that well for a
+    fractional number."""
+    paths: list[JsonPath] = [("defaults", "retry", "backoff")]
+    paths += [("steps", index, "retry", "backoff") for index, _ in steps]
+    for path in paths:
+        value = _value_at(source.data, path)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not source.ok(path):
+            continue
+        if not (1 <= value <= MAX_BACKOFF):  # also NaN
+            message = (
+                f"{source.name(path)} must be from 1 to {MAX_BACKOFF} (the factor each wait is "
+                f"multiplied by; 1 keeps the delay the same), got {value}"
+            )
+            yield source.at_value(path, message)
+
+
 def _durations(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
     paths: list[JsonPath] = [("timeout",)]
     paths += [("steps", index, "config", "timeout") for index, _ in steps]
+    retries: list[JsonPath] = [("defaults", "retry")]
+    retries += [("steps", index, "retry") for index, _ in steps]
+    paths += [(*retry, key) for retry in retries for key in ("delay", "maxDelay")]
     yield from duration_problems(source, paths)
 
 

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from wfrun import __version__
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from wfrun.errors import Diagnostic
     from wfrun.events import Reporter
     from wfrun.executors.base import Executor
+    from wfrun.journal import Resume
     from wfrun.model import Workflow
     from wfrun.results import RunResult
 
@@ -148,6 +151,38 @@ SetOpt = Annotated[
         show_default=False,
     ),
 ]
+TargetsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Only these steps and the steps they depend on (default: every step).",
+        show_default=False,
+        metavar="[STEP]...",
+    ),
+]
+RESUME_NEWEST = ":newest"  # what `--resume` without a run id stands for
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        metavar="[RUN-ID]",
+        help="Reuse the steps that succeeded, unchanged, in an earlier run of this file (the "
+        "newest under --log-dir, or RUN-ID); run the rest. Before STEP arguments, give the "
+        "run id, or put --resume last.",
+        show_default=False,
+    ),
+]
+
+
+class _OptionalValueCommand(TyperCommand):
+    """`--resume` with or without a run id. Click can parse an option whose value may be left
+    out (`_flag_needs_value`); typer has no way to ask for it, so it is set here."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for param in self.params:
+            if isinstance(param, click.Option) and "--resume" in param.opts:
+                param._flag_needs_value = True
+                param.flag_value = RESUME_NEWEST
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -212,6 +247,28 @@ def _with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
     try:
         return with_vars(workflow, overrides)
     except VariableError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _select(workflow: Workflow, targets: list[str] | None) -> Workflow:
+    """The workflow cut down to the target steps and their dependencies, or exit 2."""
+    from wfrun.targets import UnknownTargetError, select_targets
+
+    try:
+        return select_targets(workflow, targets or ())
+    except UnknownTargetError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _resume(workflow: Workflow, log_dir: Path, resume: str | None) -> Resume | None:
+    """What `--resume` reuses, or exit 2 saying why there is nothing to resume."""
+    if resume is None:
+        return None
+    from wfrun.journal import ResumeError, load_resume
+
+    try:
+        return load_resume(workflow, log_dir, None if resume == RESUME_NEWEST else resume)
+    except ResumeError as err:
         _fail(str(err), ExitCode.INVALID)
 
 
@@ -321,9 +378,13 @@ def _gh(message: str) -> str:
 # ---- plan --------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Print the parallel groups, the pools and the critical path.")
+@app.command(
+    short_help="Print the parallel groups, the pools and the critical path.",
+    cls=_OptionalValueCommand,
+)
 def plan(
     file: FileArg,
+    targets: TargetsArg = None,
     format: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = (
         PlanFormat.TEXT
     ),
@@ -332,16 +393,19 @@ def plan(
     agents: AgentsOpt = None,
     log_dir: LogDirOpt = DEFAULT_LOG_DIR,
     sets: SetOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Print the parallel groups (pools, limits, dependencies), the cap and the critical path.
 
     The critical path counts steps, or weighs them by what they took in the newest run of the
-    same file found under --log-dir.
+    same file found under --log-dir. With --resume, also which steps an earlier run lets
+    `run --resume` reuse, and why the others run.
     """
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
 
-    workflow = _load(file, agents, sets)
+    workflow = _select(_load(file, agents, sets), targets)
+    resumed = _resume(workflow, log_dir, resume)
     planned = make_plan(
         workflow,
         parallel=parallel,
@@ -349,7 +413,14 @@ def plan(
         durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
     )
     if format is PlanFormat.JSON:
-        typer.echo(json.dumps(planned.to_dict(), indent=2))
+        document = planned.to_dict()
+        if resumed is not None:
+            document["resume"] = {
+                "from": resumed.run_id,
+                "reuse": list(resumed.reused),
+                "run": {d.step_id: d.why for d in resumed.decisions if not d.reuse},
+            }
+        typer.echo(json.dumps(document, indent=2))
     elif format is PlanFormat.MERMAID:
         from wfrun.reporters.plan_view import plan_mermaid
 
@@ -362,6 +433,11 @@ def plan(
         from wfrun.reporters.plan_view import plan_view
 
         _console().print(plan_view(planned))
+        if resumed is not None:
+            from wfrun.output_text import printable
+
+            for line in resumed.lines():
+                typer.echo(printable(line))
 
 
 # ---- schema ------------------------------------------------------------------------------------
@@ -378,9 +454,10 @@ def schema() -> None:
 # ---- run ---------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Run a workflow.")
+@app.command(short_help="Run a workflow.", cls=_OptionalValueCommand)
 def run(
     file: FileArg,
+    targets: TargetsArg = None,
     parallel: ParallelOpt = None,
     max_concurrency: JobsOpt = None,
     keep_going: Annotated[
@@ -445,8 +522,12 @@ def run(
             show_default=False,
         ),
     ] = None,
+    resume: ResumeOpt = None,
 ) -> None:
-    """Run a workflow: each step starts as soon as its dependencies are done and limits allow."""
+    """Run a workflow: each step starts as soon as its dependencies are done and limits allow.
+
+    With STEP arguments, only those steps and the steps they depend on run.
+    """
     from wfrun.errors import WorkflowError
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
@@ -455,7 +536,8 @@ def run(
     _check_output_file("--report", report)
     _check_output_file("--junit", junit)
     env = _run_environment(env_file)
-    workflow = _load(file, agents, sets)
+    workflow = _select(_load(file, agents, sets), targets)
+    resumed = _resume(workflow, log_dir, resume)
     try:
         # Earlier durations order ready steps by the real critical path, not by step count.
         planned = make_plan(
@@ -477,7 +559,7 @@ def run(
         grace_period=grace_period,
     )
     try:
-        result = runner.execute_plan(planned, keep_going=keep_going)
+        result = runner.execute_plan(planned, keep_going=keep_going, resume=resumed)
     except (RunDirectoryError, MissingSecretError) as err:
         _fail(str(err), ExitCode.INVALID)
     finally:

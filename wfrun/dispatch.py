@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +144,8 @@ class Dispatcher:
         self._class_of: dict[str, Requirement] = {}
         self._removed: set[str] = set()  # lazily deleted from their class heap
         self._running: dict[str, Step] = {}
+        self._paused: dict[str, Step] = {}  # between two attempts: holding nothing, not ready
+        self._retried: set[str] = set()  # requeued after a pause: they go first when due
         self._limits: Counter[int] = Counter()  # step limits of the running steps
         self._use: Counter[str] = Counter()
         self._holders: dict[str, dict[str, None]] = {p: {} for p in self._capacity}
@@ -199,9 +202,15 @@ class Dispatcher:
         """Steps ready before anything ran (no dependencies)."""
         return list(self._initial_ready)
 
+    @property
+    def paused(self) -> tuple[str, ...]:
+        """Steps between two attempts (see `pause`)."""
+        return tuple(self._paused)
+
     def why(self, step_id: str) -> WaitReason | None:
-        """Why a pending step has not started; None when it runs, ran, or may start now."""
-        if step_id in self._running or step_id in self._done:
+        """Why a pending step has not started; None when it runs, ran, or may start now (or,
+        paused, waits for a retry: the scheduler knows when)."""
+        if step_id in self._running or step_id in self._done or step_id in self._paused:
             return None
         req = self._class_of.get(step_id)
         if req is None:
@@ -279,13 +288,42 @@ class Dispatcher:
             changes.extend((sid, cls.reason) for sid in members)
         return changes
 
+    def pause(self, step_id: str) -> None:
+        """A running step's attempt failed and it will be tried again: it gives back its pool
+        units and its cap slot now, and waits outside the ready set until `requeue`."""
+        step = self._running.pop(step_id)
+        self._release(step)
+        self._paused[step_id] = step
+
+    def requeue(self, step_id: str) -> None:
+        """A paused step's retry is due: it is ready again, before every step that is not a
+        due retry itself (it became ready before them)."""
+        step = self._paused.pop(step_id)
+        self._retried.add(step_id)
+        self._enqueue(step)
+
+    def reuse(self, step_id: str) -> FinishEffects:
+        """Take a ready step as succeeded without running it (`--resume` found it done in an
+        earlier run); returns what followed (steps made ready, skipped by a condition)."""
+        if step_id not in self._class_of:
+            raise ValueError(f"step {step_id!r} is not ready: it cannot be reused")
+        self._remove_ready(step_id)
+        self._done.add(step_id)
+        effects = FinishEffects()
+        self._end(step_id, Completion.SUCCEEDED, "", effects)
+        return effects
+
     def finish(
         self, step_id: str, completion: Completion, *, timed_out: bool = False
     ) -> FinishEffects:
         """Give back what the step held and work out what follows from how it ended
-        (`timed_out`: a fatal failure that was its own timeout, for the wording)."""
-        step = self._running.pop(step_id)
-        self._release(step)
+        (`timed_out`: a fatal failure that was its own timeout, for the wording). A paused
+        step may be finished too (its retry will not come): it holds nothing to give back."""
+        if step_id in self._paused:
+            step = self._paused.pop(step_id)
+        else:
+            step = self._running.pop(step_id)
+            self._release(step)
         self._done.add(step_id)
         effects = FinishEffects()
         if completion in _GOOD:
@@ -324,7 +362,9 @@ class Dispatcher:
             return
         for sid in self._steps:
             use = self._use_of.get(sid)
-            if sid in self._done or sid in self._running or (use is not None and use.exempt):
+            if sid in self._done or sid in self._running or sid in self._paused:
+                continue
+            if use is not None and use.exempt:
                 continue
             self._done.add(sid)
             self._remove_ready(sid)
@@ -334,7 +374,11 @@ class Dispatcher:
     def abandon(self) -> list[Skip]:
         """Every step that never started, once the run is over: skipped or cancelled."""
         reason = self._stop_reason or "not started"
-        left = [s for s in self._steps if s not in self._done and s not in self._running]
+        left = [
+            s
+            for s in self._steps
+            if s not in self._done and s not in self._running and s not in self._paused
+        ]
         for sid in left:
             self._remove_ready(sid)
         self._done.update(left)
@@ -351,7 +395,7 @@ class Dispatcher:
             sid, ended = stack.pop()
             self._ended[sid] = ended
             for dep in self._plan.dependents[sid]:
-                if dep in self._done or dep in self._running:
+                if dep in self._done or dep in self._running or dep in self._paused:
                     continue
                 self._deps_left[dep] -= 1
                 use = self._use_of.get(dep)
@@ -397,7 +441,10 @@ class Dispatcher:
         effects.ready.append(step_id)
 
     def _priority(self, step: Step) -> tuple[float, int]:
-        # Sequential runs go in file order; parallel runs put the longest remaining chain first.
+        # A due retry first (among retries, file order); then sequential runs go in file order
+        # and parallel runs put the longest remaining chain first.
+        if step.id in self._retried:
+            return (-math.inf, step.index)
         if not self._plan.parallel:
             return (0.0, step.index)
         return (-self._plan.remaining[step.id], step.index)
@@ -524,7 +571,7 @@ class Dispatcher:
         group = self._plan.group_of[step.id]
         reason = f"group sibling '{step.id}' failed (isolateErrors: false)"
         for sid in self._plan.groups[group]:
-            if sid in self._running:
+            if sid in self._running or sid in self._paused:
                 effects.cancel.append(Skip(sid, StepStatus.CANCELLED, reason))
             elif sid not in self._done:
                 self._done.add(sid)

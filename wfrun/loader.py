@@ -43,6 +43,7 @@ from wfrun.model import (
     Workflow,
     frozen_map,
 )
+from wfrun.retry import DEFAULT_BACKOFF, DEFAULT_DELAY, DEFAULT_ON, FailureKind, RetryPolicy
 from wfrun.schema_errors import agents_validator, quickly_valid, validate, workflow_validator
 from wfrun.yaml_source import Problem, gc_paused, parse, read_text
 
@@ -202,10 +203,14 @@ def _build_workflow(
     built_agents = {
         name: _build_agent(agent, agent_dirs.get(name)) for name, agent in agents.items()
     }
+    default_retry = _retry_policy(data.get("defaults", {}).get("retry"))
     return Workflow(
         name=data.get("name", "workflow" if anonymous else Path(file).stem),
         steps=_expanded(
-            [_build_step(source, index, built_agents) for index in range(len(data["steps"]))],
+            [
+                _build_step(source, index, built_agents, default_retry)
+                for index in range(len(data["steps"]))
+            ],
             data["steps"],
         ),
         version=data.get("version"),
@@ -269,7 +274,28 @@ def _build_parallel(data: dict[str, Any]) -> ParallelConfig:
     )
 
 
-def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step:
+def _retry_policy(data: dict[str, Any] | None) -> RetryPolicy | None:
+    """`retry:` as a policy; the `on` words and exit codes are told apart by type."""
+    if data is None:
+        return None
+    on = data.get("on")
+    words = [w for w in on or () if isinstance(w, str)]
+    return RetryPolicy(
+        max_attempts=data.get("maxAttempts", 1),
+        delay=_seconds(data.get("delay")) or DEFAULT_DELAY,
+        backoff=float(data.get("backoff", DEFAULT_BACKOFF)),
+        max_delay=_seconds(data.get("maxDelay")),
+        kinds=DEFAULT_ON if on is None else frozenset(map(FailureKind, words)),
+        exit_codes=frozenset(c for c in on or () if isinstance(c, int)),
+    )
+
+
+def _build_step(
+    source: Source,
+    index: int,
+    agents: Mapping[str, Agent],
+    default_retry: RetryPolicy | None = None,
+) -> Step:
     data: dict[str, Any] = source.data["steps"][index]
     step_type = StepType(data.get("type", "script"))
     config = data["config"]
@@ -294,6 +320,7 @@ def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step
         condition=_condition_text(data.get("if")),
         index=index,
         position=source.locate(("steps", index, "id")),
+        retry=_retry_policy(data["retry"]) if "retry" in data else default_retry,
     )
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from wfrun.retry import RetryPolicy
+
 DEFAULT_MAX_CONCURRENCY = 4
 
 # What a step id may be (SPEC §2). Always used with `fullmatch`: `$` would let "a\n" through.
@@ -146,6 +148,11 @@ class Step:
     # A matrix instance (SPEC §10.5): the id of the step it was expanded from, and its values.
     base_id: str | None = None
     matrix: Mapping[str, MatrixValue] = field(default_factory=frozen_map)
+    retry: RetryPolicy | None = None  # its own `retry:`, else the workflow's `defaults.retry`
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 if self.retry is None else self.retry.max_attempts
 
     @property
     def timeout(self) -> float | None:

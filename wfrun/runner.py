@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from wfrun.errors import WfrunError
 from wfrun.events import Reporter
@@ -20,6 +21,9 @@ from wfrun.model import STEP_ID, Workflow
 from wfrun.planner import Plan, check_steps, make_plan
 from wfrun.results import RunResult, RunStatus
 from wfrun.scheduler import RunSettings, Scheduler
+
+if TYPE_CHECKING:
+    from wfrun.journal import Resume
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -95,8 +99,14 @@ class WorkflowRunner:
         return self.execute_plan(plan, keep_going=keep_going, run_id=run_id)
 
     def execute_plan(
-        self, plan: Plan, keep_going: bool = False, run_id: str | None = None
+        self,
+        plan: Plan,
+        keep_going: bool = False,
+        run_id: str | None = None,
+        resume: Resume | None = None,
     ) -> RunResult:
+        """Run a planned workflow once (see `execute`). `resume` (from `wfrun.journal.
+        load_resume`) names the steps taken as succeeded from an earlier run, not run."""
         check_steps(plan.workflow)  # a Plan can be built by hand too
         started = datetime.now()
         run_id = run_id or new_run_id(started)
@@ -113,6 +123,9 @@ class WorkflowRunner:
             keep_going=keep_going,
             grace_period=self.grace_period,
             started_at=started.astimezone().isoformat(timespec="seconds"),
+            reused=None if resume is None else resume.outputs,
+            resumed_from=None if resume is None else resume.run_id,
+            notes=() if resume is None else resume.lines(),
         )
         scheduler = Scheduler(plan, self.executor or _default_executor(), self.reporters, settings)
         self.interrupted_by = None

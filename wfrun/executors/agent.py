@@ -61,7 +61,7 @@ class AgentExecutor:
         try:
             call = agent_call(context)
         except AgentError as exc:
-            return StepOutcome(StepStatus.FAILED, reason=str(exc))
+            return StepOutcome(StepStatus.FAILED, reason=str(exc), not_startable=True)
         try:
             output_file = new_output_file(context)
         except OSError as exc:

@@ -77,6 +77,7 @@ class StepContext:
     grace_period: float = DEFAULT_GRACE_PERIOD
     run_dir: Path | None = None  # WFRUN_RUN_DIR; the outputs files are made under it
     masker: Masker | None = None  # secrets to write as *** in everything kept of the output
+    attempt: int = 1  # which attempt this is (SPEC §11.1); later ones append to the same log
 
 
 class Executor(Protocol):
