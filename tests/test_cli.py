@@ -112,6 +112,7 @@ def test_plan_formats() -> None:
         "dependsOn": ["setup-env", "check-dependencies"],
         "resources": {"cpu": 1},
         "maxConcurrency": None,
+        "references": [],
     }
     assert document["criticalPath"][-1] == "deploy" and len(document["criticalPath"]) == 4
     sequential = json.loads(

@@ -85,7 +85,6 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
         "jsonschema",  # the file is valid
         "xml",  # no --junit
         "secrets",  # run ids come from os.urandom
-        "hashlib",
         "wfrun.executors.agent",  # no agent step
         "rich.live",  # no live view
         "wfrun.reporters.live",

@@ -134,3 +134,21 @@ def test_a_run_where_an_earlier_step_creates_the_directory_succeeds(tmp_path: Pa
     assert "does not exist yet" in wfrun("validate", str(path)).stdout
     result = wfrun("run", "--ui", "quiet", "--log-dir", str(tmp_path / "runs"), str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_warning_after_a_matrix_step_points_at_its_own_entry(tmp_path: Path) -> None:
+    # The matrix step becomes two steps: the model's indices shift, the file's do not.
+    path = _write(
+        tmp_path,
+        "steps:\n"
+        "  - id: build\n"
+        "    matrix: {os: [linux, mac]}\n"
+        "    config: {command: 'true'}\n"
+        "  - id: last\n"
+        "    config: {command: 'true', workingDirectory: nodir}\n",
+    )
+    result = wfrun("validate", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith(
+        f"{path}:6:49: warning: the workingDirectory of step 'last', 'nodir'"
+    )

@@ -14,8 +14,6 @@ from pathlib import Path
 from wfrun.errors import Diagnostic, UnreadableFileError
 from wfrun.model import Position, Step, Workflow
 
-Locate = Callable[[tuple[str | int, ...]], Position]
-
 
 def workflow_warnings(workflow: Workflow, file: str) -> list[Diagnostic]:
     """A warning for each step whose workingDirectory is not a directory now."""
@@ -29,11 +27,10 @@ def workflow_warnings(workflow: Workflow, file: str) -> list[Diagnostic]:
             missing.append((step, written, where))
     if not missing:
         return []
-    locate = _value_locator(file)
+    place = _places(file)
     warnings = []
     for step, written, where in missing:
-        path = ("steps", step.index, "config", "workingDirectory")
-        at = locate(path) if locate is not None else step.position
+        at = place(step) if place is not None else step.position
         shown = repr(written)
         if not Path(written).is_absolute():
             shown += f" (in {workflow.base_dir})"
@@ -46,13 +43,24 @@ def workflow_warnings(workflow: Workflow, file: str) -> list[Diagnostic]:
     return warnings
 
 
-def _value_locator(file: str) -> Locate | None:
-    """Where values of the file are written. The file is read again, only when there is a
-    warning to place: the loaded model keeps positions of steps, not of every value."""
+def _places(file: str) -> Callable[[Step], Position] | None:
+    """Where each step's workingDirectory is written. The file is read again, only when there is
+    a warning to place: the model keeps the position of each step's id, not of every value. A
+    step is found by that position (a matrix step's instances all come from one entry)."""
     from wfrun.yaml_source import parse, read_text
 
     try:
-        _, _, tree = parse(read_text(file), file, lambda: "")
-    except UnreadableFileError:  # gone since it was loaded: the step's place will do
+        data, _, tree = parse(read_text(file), file, lambda: "")
+    except UnreadableFileError:  # gone since it was loaded: the step's id will do
         return None
-    return tree.locate_value
+    entries = data.get("steps") if isinstance(data, dict) else None
+    count = len(entries) if isinstance(entries, list) else 0
+    index_at = {tree.locate(("steps", i, "id")): i for i in range(count)}
+
+    def place(step: Step) -> Position:
+        index = index_at.get(step.position)
+        if index is None:
+            return step.position
+        return tree.locate_value(("steps", index, "config", "workingDirectory"))
+
+    return place

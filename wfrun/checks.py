@@ -39,6 +39,7 @@ class Source:
     broken: frozenset[JsonPath] = frozenset()  # paths of schema errors
     broken_prefixes: frozenset[JsonPath] = frozenset()  # those paths and all their ancestors
     locate_value: Callable[[JsonPath], Position] | None = None  # default: `locate`
+    locate_inside: Callable[[JsonPath, int], Position] | None = None  # a character of a string
 
     @classmethod
     def validated(
@@ -49,10 +50,11 @@ class Source:
         broken: Iterable[JsonPath],
         kind: str = "workflow",
         locate_value: Callable[[JsonPath], Position] | None = None,
+        locate_inside: Callable[[JsonPath, int], Position] | None = None,
     ) -> Source:
         paths = frozenset(broken)
         prefixes = frozenset(path[:k] for path in paths for k in range(len(path) + 1))
-        return cls(file, data, locate, kind, paths, prefixes, locate_value)
+        return cls(file, data, locate, kind, paths, prefixes, locate_value, locate_inside)
 
     def ok(self, path: JsonPath) -> bool:
         """True when the schema found no problem at, inside or above `path`."""
@@ -69,6 +71,13 @@ class Source:
     def at_value(self, path: JsonPath, message: str) -> Diagnostic:
         """A diagnostic at the value of `path` rather than its key (a malformed duration)."""
         position = (self.locate_value or self.locate)(path)
+        return Diagnostic(self.file, position.line, position.col, message)
+
+    def inside(self, path: JsonPath, offset: int, message: str) -> Diagnostic:
+        """A diagnostic at character `offset` of the string at `path` (a reference in it)."""
+        if self.locate_inside is None:
+            return self.at_value(path, message)
+        position = self.locate_inside(path, offset)
         return Diagnostic(self.file, position.line, position.col, message)
 
     def name(self, path: JsonPath) -> str:
@@ -152,11 +161,12 @@ def check_workflow(source: Source, agents: Mapping[str, DeclaredAgent]) -> list[
     """Every semantic problem of the workflow in `source`; `agents` are all agents it can use."""
     steps = _sound_steps(source)
     ids = _first_ids(source, steps)
+    instance_ids = matrix_instances(source, steps)
     found: list[Diagnostic] = []
     found += _malformed_ids(source, steps)
     found += _duplicate_ids(source, steps, ids)
-    found += _dependencies(source, steps, ids)
-    found += _cycles(source, steps, ids)
+    found += _dependencies(source, steps, {**instance_ids, **ids})
+    found += _cycles(source, steps, {**instance_ids, **ids})
     found += _pools(source, steps)
     found += _shell_with_args(source, steps)
     found += _command_lines(source, steps)
@@ -166,6 +176,7 @@ def check_workflow(source: Source, agents: Mapping[str, DeclaredAgent]) -> list[
     found += _env_names(source, [("env",)])
     found += _env_names(source, [("steps", index, "config", "env") for index, _ in steps])
     found += _finite_metadata(source)
+    found += _backoffs(source, steps)
     return found
 
 
@@ -258,6 +269,11 @@ def agent_parameters(agent: DeclaredAgent) -> list[str]:
 Indexed = tuple[int, dict[str, Any]]
 
 
+def sound_steps(source: Source) -> list[Indexed]:
+    """The steps of `source` that are mappings, with their indices."""
+    return _sound_steps(source)
+
+
 def _sound_steps(source: Source) -> list[Indexed]:
     steps = source.data.get("steps") if isinstance(source.data, dict) else None
     if not isinstance(steps, list):
@@ -273,6 +289,20 @@ def _field(source: Source, index: int, step: dict[str, Any], *keys: str) -> Any:
             return None
         value = value.get(key)
     return value if value is not None and source.ok(("steps", index, *keys)) else None
+
+
+def matrix_instances(source: Source, steps: list[Indexed]) -> dict[str, int]:
+    """The instance ids of the sound matrix steps, each with the index of its step."""
+    from wfrun.matrix import instances
+
+    found: dict[str, int] = {}
+    for index, step in steps:
+        matrix = _field(source, index, step, "matrix")
+        step_id = _field(source, index, step, "id")
+        if isinstance(matrix, dict) and isinstance(step_id, str):
+            for instance, _ in instances(step_id, matrix):
+                found.setdefault(instance, index)
+    return found
 
 
 def _first_ids(source: Source, steps: list[Indexed]) -> dict[str, int]:
@@ -330,13 +360,15 @@ def _cycles(source: Source, steps: list[Indexed], ids: dict[str, int]) -> Iterat
     for component in strongly_connected(graph):
         if len(component) > 1:
             cycle = shortest_cycle(min(component), graph, set(component))
-            yield _cycle_diagnostic(source, cycle)
+            yield _cycle_diagnostic(source, cycle, ids)
 
 
-def _cycle_diagnostic(source: Source, cycle: list[int]) -> Diagnostic:
+def _cycle_diagnostic(source: Source, cycle: list[int], ids: dict[str, int]) -> Diagnostic:
     steps = source.data["steps"]
     names = [steps[i]["id"] for i in cycle]
-    first_dep = steps[cycle[0]]["dependsOn"].index(names[1])
+    deps = steps[cycle[0]]["dependsOn"]
+    # The edge may be written as the id of one instance of a matrix step.
+    first_dep = next(j for j, dep in enumerate(deps) if ids.get(dep) == cycle[1])
     message = "dependency cycle: " + " -> ".join(names)
     return source.at(("steps", cycle[0], "dependsOn", first_dep), message)
 
@@ -609,9 +641,32 @@ def _finite_metadata(source: Source) -> Iterator[Diagnostic]:
             work += [((*path, key), item) for key, item in items]
 
 
+MAX_BACKOFF = 100
+
+
+def _backoffs(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """`retry.backoff` below 1 would shrink the waits; the schema cannot word that well for a
+    fractional number."""
+    paths: list[JsonPath] = [("defaults", "retry", "backoff")]
+    paths += [("steps", index, "retry", "backoff") for index, _ in steps]
+    for path in paths:
+        value = _value_at(source.data, path)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not source.ok(path):
+            continue
+        if not (1 <= value <= MAX_BACKOFF):  # also NaN
+            message = (
+                f"{source.name(path)} must be from 1 to {MAX_BACKOFF} (the factor each wait is "
+                f"multiplied by; 1 keeps the delay the same), got {value}"
+            )
+            yield source.at_value(path, message)
+
+
 def _durations(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
     paths: list[JsonPath] = [("timeout",)]
     paths += [("steps", index, "config", "timeout") for index, _ in steps]
+    retries: list[JsonPath] = [("defaults", "retry")]
+    retries += [("steps", index, "retry") for index, _ in steps]
+    paths += [(*retry, key) for retry in retries for key in ("delay", "maxDelay")]
     yield from duration_problems(source, paths)
 
 

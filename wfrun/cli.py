@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from wfrun import __version__
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from wfrun.errors import Diagnostic
     from wfrun.events import Reporter
     from wfrun.executors.base import Executor
+    from wfrun.journal import Resume
     from wfrun.model import Workflow
     from wfrun.results import RunResult
 
@@ -139,6 +142,49 @@ AgentsOpt = Annotated[
 ]
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="Override a variable declared under vars: (repeatable).",
+        show_default=False,
+    ),
+]
+TargetsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Only these steps and the steps they depend on (default: every step).",
+        show_default=False,
+        metavar="[STEP]...",
+    ),
+]
+RESUME_NEWEST = ":newest"  # what `--resume` without a run id stands for
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        metavar="[RUN-ID]",
+        help="Reuse the steps that succeeded, unchanged, in an earlier run of this file (the "
+        "newest under --log-dir, or RUN-ID); run the rest. Before STEP arguments, give the "
+        "run id, or put --resume last.",
+        show_default=False,
+    ),
+]
+
+
+class _OptionalValueCommand(TyperCommand):
+    """`--resume` with or without a run id. Click can parse an option whose value may be left
+    out (`_flag_needs_value`); typer has no way to ask for it, so it is set here."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for param in self.params:
+            if isinstance(param, click.Option) and "--resume" in param.opts:
+                param._flag_needs_value = True
+                param.flag_value = RESUME_NEWEST
+
+
 # ---- helpers -----------------------------------------------------------------------------------
 
 MAX_GRACE_PERIOD = 3600.0
@@ -163,13 +209,16 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(file: Path, agents: Path | None) -> Workflow:
+def _load(file: Path, agents: Path | None, sets: list[str] | None = None) -> Workflow:
     """Load or exit 2 with every diagnostic; never a traceback."""
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
 
+    overrides = _overrides(sets)
     try:
-        return load_workflow(file, agents_file=str(agents) if agents else None)
+        return _with_vars(
+            load_workflow(file, agents_file=str(agents) if agents else None), overrides
+        )
     except UnreadableFileError as err:
         _fail(str(err), ExitCode.INVALID)
     except WorkflowError as err:
@@ -177,6 +226,50 @@ def _load(file: Path, agents: Path | None) -> Workflow:
             _stderr(str(diagnostic))
         _stderr(_problems(len(err.diagnostics), str(file)))
         raise typer.Exit(ExitCode.INVALID) from None
+
+
+def _overrides(sets: list[str] | None) -> dict[str, str]:
+    if not sets:
+        return {}
+    from wfrun.variables import VariableError, parse_assignments
+
+    try:
+        return parse_assignments(sets)
+    except VariableError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
+    if not overrides:
+        return workflow
+    from wfrun.variables import VariableError, with_vars
+
+    try:
+        return with_vars(workflow, overrides)
+    except VariableError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _select(workflow: Workflow, targets: list[str] | None) -> Workflow:
+    """The workflow cut down to the target steps and their dependencies, or exit 2."""
+    from wfrun.targets import UnknownTargetError, select_targets
+
+    try:
+        return select_targets(workflow, targets or ())
+    except UnknownTargetError as err:
+        _fail(str(err), ExitCode.INVALID)
+
+
+def _resume(workflow: Workflow, log_dir: Path, resume: str | None) -> Resume | None:
+    """What `--resume` reuses, or exit 2 saying why there is nothing to resume."""
+    if resume is None:
+        return None
+    from wfrun.journal import ResumeError, load_resume
+
+    try:
+        return load_resume(workflow, log_dir, None if resume == RESUME_NEWEST else resume)
+    except ResumeError as err:
+        _fail(str(err), ExitCode.INVALID)
 
 
 def _problems(count: int, file: str) -> str:
@@ -212,21 +305,24 @@ def validate(
         ValidateFormat, typer.Option("--format", "-f", help="Output format.")
     ] = ValidateFormat.TEXT,
     agents: AgentsOpt = None,
+    sets: SetOpt = None,
 ) -> None:
     """Check workflow files against the schema and the semantic rules; print every problem."""
+    from wfrun import collector
     from wfrun.advice import workflow_warnings
-    from wfrun.collector import resume
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
 
-    resume()  # paused by wfrun.__main__ while starting; there may be many files to check
-
+    collector.resume()  # paused by wfrun.__main__ while starting; there may be many files
+    overrides = _overrides(sets)
     found: dict[str, list[Diagnostic]] = {}
     warned: dict[str, list[Diagnostic]] = {}  # a valid file's warnings (wfrun.advice)
     unreadable: dict[str, str] = {}  # file -> why it could not be read
     for file in files:
         try:
-            workflow = load_workflow(file, agents_file=str(agents) if agents else None)
+            workflow = _with_vars(
+                load_workflow(file, agents_file=str(agents) if agents else None), overrides
+            )
             found[str(file)] = []
             warned[str(file)] = workflow_warnings(workflow, str(file))
         except UnreadableFileError as err:
@@ -318,9 +414,13 @@ def _gh(message: str) -> str:
 # ---- plan --------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Print the parallel groups, the pools and the critical path.")
+@app.command(
+    short_help="Print the parallel groups, the pools and the critical path.",
+    cls=_OptionalValueCommand,
+)
 def plan(
     file: FileArg,
+    targets: TargetsArg = None,
     format: Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")] = (
         PlanFormat.TEXT
     ),
@@ -328,16 +428,20 @@ def plan(
     parallel: ParallelOpt = None,
     agents: AgentsOpt = None,
     log_dir: LogDirOpt = DEFAULT_LOG_DIR,
+    sets: SetOpt = None,
+    resume: ResumeOpt = None,
 ) -> None:
     """Print the parallel groups (pools, limits, dependencies), the cap and the critical path.
 
     The critical path counts steps, or weighs them by what they took in the newest run of the
-    same file found under --log-dir.
+    same file found under --log-dir. With --resume, also which steps an earlier run lets
+    `run --resume` reuse, and why the others run.
     """
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
 
-    workflow = _load(file, agents)
+    workflow = _select(_load(file, agents, sets), targets)
+    resumed = _resume(workflow, log_dir, resume)
     planned = make_plan(
         workflow,
         parallel=parallel,
@@ -345,7 +449,14 @@ def plan(
         durations=previous_durations(file, log_dir, [s.id for s in workflow.steps]),
     )
     if format is PlanFormat.JSON:
-        typer.echo(json.dumps(planned.to_dict(), indent=2))
+        document = planned.to_dict()
+        if resumed is not None:
+            document["resume"] = {
+                "from": resumed.run_id,
+                "reuse": list(resumed.reused),
+                "run": {d.step_id: d.why for d in resumed.decisions if not d.reuse},
+            }
+        typer.echo(json.dumps(document, indent=2))
     elif format is PlanFormat.MERMAID:
         from wfrun.reporters.plan_view import plan_mermaid
 
@@ -358,6 +469,11 @@ def plan(
         from wfrun.reporters.plan_view import plan_view
 
         _console().print(plan_view(planned))
+        if resumed is not None:
+            from wfrun.output_text import printable
+
+            for line in resumed.lines():
+                typer.echo(printable(line))
 
 
 # ---- schema ------------------------------------------------------------------------------------
@@ -374,9 +490,10 @@ def schema() -> None:
 # ---- run ---------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Run a workflow.")
+@app.command(short_help="Run a workflow.", cls=_OptionalValueCommand)
 def run(
     file: FileArg,
+    targets: TargetsArg = None,
     parallel: ParallelOpt = None,
     max_concurrency: JobsOpt = None,
     keep_going: Annotated[
@@ -438,16 +555,33 @@ def run(
         ),
     ] = 5.0,
     agents: AgentsOpt = None,
+    sets: SetOpt = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="A dotenv file of variables for the steps (secrets, say); the process "
+            "environment wins over it.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: ResumeOpt = None,
 ) -> None:
-    """Run a workflow: each step starts as soon as its dependencies are done and limits allow."""
+    """Run a workflow: each step starts as soon as its dependencies are done and limits allow.
+
+    With STEP arguments, only those steps and the steps they depend on run.
+    """
     from wfrun.errors import WorkflowError
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
-    from wfrun.runner import RunDirectoryError, WorkflowRunner
+    from wfrun.runner import MissingSecretError, RunDirectoryError, WorkflowRunner
 
     _check_output_file("--report", report)
     _check_output_file("--junit", junit)
-    workflow = _load(file, agents)
+    env = _run_environment(env_file)
+    workflow = _select(_load(file, agents, sets), targets)
+    resumed = _resume(workflow, log_dir, resume)
     try:
         # Earlier durations order ready steps by the real critical path, not by step count.
         planned = make_plan(
@@ -465,15 +599,15 @@ def run(
         executor=_executor(dry_run),
         reporters=reporters,
         log_dir=None if dry_run else log_dir,
-        env=dict(os.environ),
+        env=env,
         grace_period=grace_period,
     )
-    from wfrun.collector import resume
+    from wfrun import collector
 
-    resume()  # paused by wfrun.__main__ while starting; a run may be long and make cycles
+    collector.resume()  # paused by wfrun.__main__ while starting; a run may be long, make cycles
     try:
-        result = runner.execute_plan(planned, keep_going=keep_going)
-    except RunDirectoryError as err:
+        result = runner.execute_plan(planned, keep_going=keep_going, resume=resumed)
+    except (RunDirectoryError, MissingSecretError) as err:
         _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
@@ -488,6 +622,19 @@ def run(
     if runner.report_error is not None:
         _fail(runner.report_error, ExitCode.FAILED)
     raise typer.Exit(_run_exit_code(result, runner.interrupted_by))
+
+
+def _run_environment(env_file: Path | None) -> dict[str, str]:
+    """The steps' base environment: the process's, over the --env-file's (SPEC §10.7)."""
+    if env_file is None:
+        return dict(os.environ)
+    from wfrun.masking import EnvFileError, read_env_file
+
+    try:
+        values = read_env_file(env_file)
+    except EnvFileError as err:
+        _fail(str(err), ExitCode.INVALID)
+    return {**values, **os.environ}
 
 
 def _check_log_dir(log_dir: Path) -> None:

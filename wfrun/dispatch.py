@@ -1,7 +1,7 @@
 """The dispatcher: which steps may start now, and why the others wait.
 
-A pure state machine over `graphlib.TopologicalSorter`, in the manner of Ninja's `Plan` and its
-pools: no threads, no clock, no processes. The scheduler asks `startable()`, runs what it gets, and
+A pure state machine over the dependency graph, in the manner of Ninja's `Plan` and its pools:
+no threads, no clock, no processes. The scheduler asks `startable()`, runs what it gets, and
 reports back with `finish()`; a test can step it by hand.
 
 Pools are bookkeeping, not blocking: a step that does not fit waits in the ready set as a state
@@ -11,20 +11,28 @@ Cost. Ready steps are kept in classes of equal requirements (pools and units, st
 class is a heap ordered by priority. A scan looks at class heads only, so one `startable()` costs
 O(classes + started * log n), not O(ready steps), and a whole run stays O((steps + edges) log n).
 A whole class shares one wait reason because its steps need exactly the same things.
+
+Conditions (SPEC §10.3). A step without `if` needs every dependency to succeed, so it is skipped
+as soon as one does not. A step whose `if` calls a status function waits until all of its
+dependencies have ended and is then judged; one that calls `failure()` or `always()` may start
+even after a failure stopped the run (cleanup, notification). Judging is the caller's: the
+dispatcher knows how dependencies ended, not what they output.
 """
 
 from __future__ import annotations
 
 import enum
-import graphlib
 import heapq
+import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from wfrun.expressions import ExpressionError, Function, calls
 from wfrun.model import Requirement, Step
 from wfrun.planner import Plan
 from wfrun.results import StepStatus
+from wfrun.templates import parse_condition
 from wfrun.waits import WaitKind, WaitReason
 
 
@@ -35,6 +43,48 @@ class Completion(enum.Enum):
     ALLOWED_FAILURE = "allowed_failure"  # failed with continueOnError: dependents still run
     FATAL_FAILURE = "fatal_failure"
     CANCELLED = "cancelled"  # stopped by wfrun itself; its dependents cannot run
+    SKIPPED = "skipped"  # never started (a dependency failed, a false condition, a stop)
+
+
+_GOOD = (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """How a judged step's dependencies ended: what `success()` and `failure()` answer."""
+
+    ended: Mapping[str, Completion]
+
+    def success(self) -> bool:
+        return all(how in _GOOD for how in self.ended.values())
+
+    def failure(self) -> bool:
+        return any(how is Completion.FATAL_FAILURE for how in self.ended.values())
+
+    def always(self) -> bool:
+        return True
+
+
+# Decides a step's `if` once its dependencies ended: True to run it. Raises ExpressionError
+# when the condition cannot be evaluated (the step then fails without starting).
+Judge = Callable[[Step, Dependencies], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _ConditionUse:
+    waits: bool  # calls a status function: judged only once every dependency ended
+    exempt: bool  # calls failure() or always(): may start after a failure stopped the run
+
+
+def _condition_use(step: Step) -> _ConditionUse:
+    if step.condition is None:
+        return _ConditionUse(False, False)
+    try:
+        functions = {c.function for c in calls(parse_condition(step.condition).expression)}
+    except ExpressionError:
+        return _ConditionUse(False, False)  # `validate` refuses it; judging will say why
+    status = {Function.SUCCESS, Function.FAILURE, Function.ALWAYS} & functions
+    return _ConditionUse(bool(status), bool(status - {Function.SUCCESS}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +127,25 @@ def _reason_key(reason: WaitReason | None) -> tuple[WaitKind, str | None, str | 
 class Dispatcher:
     """Decides which ready steps start, under the global cap, step limits and pools (SPEC §3)."""
 
-    def __init__(self, plan: Plan, keep_going: bool = False) -> None:
+    def __init__(self, plan: Plan, keep_going: bool = False, judge: Judge | None = None) -> None:
         self._plan = plan
         self._steps: dict[str, Step] = {s.id: s for s in plan.workflow.steps}
         self._capacity: Mapping[str, int] = plan.workflow.parallel.resources
         self._cap = plan.max_concurrency
         self._keep_going = keep_going
-        self._sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for step in plan.workflow.steps:
-            self._sorter.add(step.id, *step.depends_on)
-        self._sorter.prepare()
+        self._judge = judge
+        self._deps_left: dict[str, int] = {s.id: len(s.depends_on) for s in plan.workflow.steps}
+        self._ended: dict[str, Completion] = {}
+        self._use_of: dict[str, _ConditionUse] = {
+            s.id: _condition_use(s) for s in plan.workflow.steps if s.condition is not None
+        }
+        self._any_exempt = any(use.exempt for use in self._use_of.values())
         self._classes: dict[Requirement, _ReadyClass] = {}
         self._class_of: dict[str, Requirement] = {}
         self._removed: set[str] = set()  # lazily deleted from their class heap
         self._running: dict[str, Step] = {}
+        self._paused: dict[str, Step] = {}  # between two attempts: holding nothing, not ready
+        self._retried: set[str] = set()  # requeued after a pause: they go first when due
         self._limits: Counter[int] = Counter()  # step limits of the running steps
         self._use: Counter[str] = Counter()
         self._holders: dict[str, dict[str, None]] = {p: {} for p in self._capacity}
@@ -100,7 +155,13 @@ class Dispatcher:
         self._waited: dict[str, WaitReason] = {}  # why each step last waited, fixed at its start
         self._stop_reason: str | None = None
         self._stop_status = StepStatus.SKIPPED
-        self._initial_ready = self._pull_ready()
+        self._initial_ready: list[str] = []
+        self._pending_effects = FinishEffects()
+        for step in plan.workflow.steps:
+            if not step.depends_on:
+                self._resolve(step.id, self._pending_effects)
+        self._initial_ready = self._pending_effects.ready
+        self._pending_effects.ready = []
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -116,7 +177,22 @@ class Dispatcher:
         """True while a step runs, or steps remain that may still start."""
         if self._running:
             return True
-        return not self.stopping and len(self._done) < len(self._steps)
+        if len(self._done) >= len(self._steps):
+            return False
+        return not self.stopping or self._cleanup_may_start()
+
+    def _cleanup_may_start(self) -> bool:
+        """After a failure stopped the run, `failure()`/`always()` steps still have their turn."""
+        return self._stop_status is StepStatus.SKIPPED and self._any_exempt
+
+    def take_initial_skips(self) -> list[Skip]:
+        """Steps decided before anything ran: skipped or failed by their condition."""
+        skipped, self._pending_effects.skipped = self._pending_effects.skipped, []
+        return skipped
+
+    def ended_how(self, step_id: str) -> Completion | None:
+        """How a step ended, as scheduling saw it; None while it may still run."""
+        return self._ended.get(step_id)
 
     def pool_usage(self) -> dict[str, tuple[int, int]]:
         """Pool -> (units in use, capacity)."""
@@ -126,9 +202,15 @@ class Dispatcher:
         """Steps ready before anything ran (no dependencies)."""
         return list(self._initial_ready)
 
+    @property
+    def paused(self) -> tuple[str, ...]:
+        """Steps between two attempts (see `pause`)."""
+        return tuple(self._paused)
+
     def why(self, step_id: str) -> WaitReason | None:
-        """Why a pending step has not started; None when it runs, ran, or may start now."""
-        if step_id in self._running or step_id in self._done:
+        """Why a pending step has not started; None when it runs, ran, or may start now (or,
+        paused, waits for a retry: the scheduler knows when)."""
+        if step_id in self._running or step_id in self._done or step_id in self._paused:
             return None
         req = self._class_of.get(step_id)
         if req is None:
@@ -149,7 +231,7 @@ class Dispatcher:
 
     def startable(self) -> list[str]:
         """Take the resources of every ready step that may start now, in priority order."""
-        if self.stopping:
+        if self.stopping and not self._cleanup_may_start():
             return []
         self._scan += 1
         started: list[str] = []
@@ -206,32 +288,63 @@ class Dispatcher:
             changes.extend((sid, cls.reason) for sid in members)
         return changes
 
+    def pause(self, step_id: str) -> None:
+        """A running step's attempt failed and it will be tried again: it gives back its pool
+        units and its cap slot now, and waits outside the ready set until `requeue`."""
+        step = self._running.pop(step_id)
+        self._release(step)
+        self._paused[step_id] = step
+
+    def requeue(self, step_id: str) -> None:
+        """A paused step's retry is due: it is ready again, before every step that is not a
+        due retry itself (it became ready before them)."""
+        step = self._paused.pop(step_id)
+        self._retried.add(step_id)
+        self._enqueue(step)
+
+    def reuse(self, step_id: str) -> FinishEffects:
+        """Take a ready step as succeeded without running it (`--resume` found it done in an
+        earlier run); returns what followed (steps made ready, skipped by a condition)."""
+        if step_id not in self._class_of:
+            raise ValueError(f"step {step_id!r} is not ready: it cannot be reused")
+        self._remove_ready(step_id)
+        self._done.add(step_id)
+        effects = FinishEffects()
+        self._end(step_id, Completion.SUCCEEDED, "", effects)
+        return effects
+
     def finish(
         self, step_id: str, completion: Completion, *, timed_out: bool = False
     ) -> FinishEffects:
         """Give back what the step held and work out what follows from how it ended
-        (`timed_out`: a fatal failure that was its own timeout, for the wording)."""
-        step = self._running.pop(step_id)
-        self._release(step)
+        (`timed_out`: a fatal failure that was its own timeout, for the wording). A paused
+        step may be finished too (its retry will not come): it holds nothing to give back."""
+        if step_id in self._paused:
+            step = self._paused.pop(step_id)
+        else:
+            step = self._running.pop(step_id)
+            self._release(step)
         self._done.add(step_id)
         effects = FinishEffects()
-        if completion in (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE):
-            self._sorter.done(step_id)
-            effects.ready = self._pull_ready()
+        if completion in _GOOD:
+            self._end(step_id, completion, "", effects)
             return effects
         if completion is Completion.CANCELLED and self._stop_status is StepStatus.CANCELLED:
+            self._ended[step_id] = completion
             return effects  # the whole run is being cancelled: `abandon` says so for the rest
         failed_how = (
             "was cancelled"
             if completion is Completion.CANCELLED
             else ("timed out" if timed_out else "failed")
         )
-        effects.skipped = self._skip_dependents(step_id, f"dependency '{step_id}' {failed_how}")
+        self._end(step_id, completion, f"dependency '{step_id}' {failed_how}", effects)
         if completion is Completion.FATAL_FAILURE:
             if not step.parallel.isolate_errors:
                 self._fail_group(step, effects)
             if not self._keep_going:
-                self.stop(f"not started: '{step_id}' {failed_how} and stopped the run")
+                self._stop_for_failure(
+                    f"not started: '{step_id}' {failed_how} and stopped the run", effects
+                )
         return effects
 
     def stop(self, reason: str, status: StepStatus = StepStatus.SKIPPED) -> None:
@@ -239,10 +352,33 @@ class Dispatcher:
         if self._stop_reason is None:
             self._stop_reason, self._stop_status = reason, status
 
+    def _stop_for_failure(self, reason: str, effects: FinishEffects) -> None:
+        """A fatal failure stops the run. When cleanup steps exist, every other step that has not
+        started ends now, so that the cleanup steps' dependencies end and they can be judged."""
+        if self._stop_reason is not None:
+            return
+        self.stop(reason)
+        if not self._any_exempt:
+            return
+        for sid in self._steps:
+            use = self._use_of.get(sid)
+            if sid in self._done or sid in self._running or sid in self._paused:
+                continue
+            if use is not None and use.exempt:
+                continue
+            self._done.add(sid)
+            self._remove_ready(sid)
+            effects.skipped.append(Skip(sid, StepStatus.SKIPPED, reason))
+            self._end(sid, Completion.SKIPPED, f"dependency '{sid}' was skipped", effects)
+
     def abandon(self) -> list[Skip]:
         """Every step that never started, once the run is over: skipped or cancelled."""
         reason = self._stop_reason or "not started"
-        left = [s for s in self._steps if s not in self._done and s not in self._running]
+        left = [
+            s
+            for s in self._steps
+            if s not in self._done and s not in self._running and s not in self._paused
+        ]
         for sid in left:
             self._remove_ready(sid)
         self._done.update(left)
@@ -250,14 +386,65 @@ class Dispatcher:
 
     # ---- internals -----------------------------------------------------------------------------
 
-    def _pull_ready(self) -> list[str]:
-        ready = [sid for sid in self._sorter.get_ready() if sid not in self._done]
-        for sid in ready:
-            self._enqueue(self._steps[sid])
-        return ready
+    def _end(self, step_id: str, how: Completion, bad_reason: str, effects: FinishEffects) -> None:
+        """`step_id` ended (`how`): its dependents count it, and those it decides are decided.
+        A dependent without a status function in its `if` cannot run once a dependency did not
+        succeed: it is skipped at once, with `bad_reason`, and so are its own such dependents."""
+        stack = [(step_id, how)]
+        while stack:
+            sid, ended = stack.pop()
+            self._ended[sid] = ended
+            for dep in self._plan.dependents[sid]:
+                if dep in self._done or dep in self._running or dep in self._paused:
+                    continue
+                self._deps_left[dep] -= 1
+                use = self._use_of.get(dep)
+                if ended not in _GOOD and (use is None or not use.waits):
+                    self._done.add(dep)
+                    self._remove_ready(dep)
+                    effects.skipped.append(Skip(dep, StepStatus.SKIPPED, bad_reason))
+                    stack.append((dep, Completion.SKIPPED))
+                elif self._deps_left[dep] == 0:
+                    self._resolve(dep, effects)
+
+    def _resolve(self, step_id: str, effects: FinishEffects) -> None:
+        """Every dependency of `step_id` has ended: judge its condition, then make it ready."""
+        step = self._steps[step_id]
+        if step.condition is not None and self._judge is not None:
+            ended = {d: self._ended[d] for d in step.depends_on}
+            try:
+                runs = self._judge(step, Dependencies(ended))
+            except ExpressionError as error:
+                self._done.add(step_id)
+                effects.skipped.append(Skip(step_id, StepStatus.FAILED, f"if: {error}"))
+                self._end(
+                    step_id, Completion.FATAL_FAILURE, f"dependency '{step_id}' failed", effects
+                )
+                if not self._keep_going:
+                    self._stop_for_failure(
+                        f"not started: '{step_id}' failed and stopped the run", effects
+                    )
+                return
+            if not runs:
+                self._done.add(step_id)
+                reason = f"condition false: {step.condition}"
+                effects.skipped.append(Skip(step_id, StepStatus.SKIPPED, reason))
+                self._end(
+                    step_id, Completion.SKIPPED, f"dependency '{step_id}' was skipped", effects
+                )
+                return
+        if self.stopping:
+            use = self._use_of.get(step_id)
+            if not (self._cleanup_may_start() and use is not None and use.exempt):
+                return  # left for `abandon`
+        self._enqueue(step)
+        effects.ready.append(step_id)
 
     def _priority(self, step: Step) -> tuple[float, int]:
-        # Sequential runs go in file order; parallel runs put the longest remaining chain first.
+        # A due retry first (among retries, file order); then sequential runs go in file order
+        # and parallel runs put the longest remaining chain first.
+        if step.id in self._retried:
+            return (-math.inf, step.index)
         if not self._plan.parallel:
             return (0.0, step.index)
         return (-self._plan.remaining[step.id], step.index)
@@ -379,30 +566,15 @@ class Dispatcher:
         if cls.reason is not None and cls.reason_scan > joined:
             self._waited[step_id] = cls.reason
 
-    def _skip_dependents(self, step_id: str, reason: str) -> list[Skip]:
-        skipped: list[Skip] = []
-        queue = list(self._plan.dependents[step_id])
-        while queue:
-            sid = queue.pop()
-            if sid in self._done or sid in self._running:
-                continue
-            self._done.add(sid)
-            self._remove_ready(sid)
-            skipped.append(Skip(sid, StepStatus.SKIPPED, reason))
-            queue.extend(self._plan.dependents[sid])
-        return skipped
-
     def _fail_group(self, step: Step, effects: FinishEffects) -> None:
         """`isolateErrors: false`: the failing step takes its parallel group down with it."""
         group = self._plan.group_of[step.id]
         reason = f"group sibling '{step.id}' failed (isolateErrors: false)"
         for sid in self._plan.groups[group]:
-            if sid in self._running:
+            if sid in self._running or sid in self._paused:
                 effects.cancel.append(Skip(sid, StepStatus.CANCELLED, reason))
             elif sid not in self._done:
                 self._done.add(sid)
                 self._remove_ready(sid)
                 effects.skipped.append(Skip(sid, StepStatus.SKIPPED, reason))
-                effects.skipped.extend(
-                    self._skip_dependents(sid, f"dependency '{sid}' was skipped")
-                )
+                self._end(sid, Completion.SKIPPED, f"dependency '{sid}' was skipped", effects)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from wfrun.results import RunResult, StepResult
+from wfrun.results import AttemptResult, RunResult, StepResult
 from wfrun.waits import WaitKind, WaitReason
 
 if TYPE_CHECKING:
@@ -59,6 +59,31 @@ class StepStarted:
     resources: Mapping[str, int]
     at: float
     log_file: str | None = None
+    attempt: int = 1  # 2 and up for a retry (of `step.max_attempts`)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRetrying:
+    """An attempt of a step failed and it will be tried again: it holds no pool units and no
+    cap slot until its next attempt, `attempt` of `max_attempts`, is due `delay` seconds on."""
+
+    step_id: str
+    failed: AttemptResult  # the attempt that just failed
+    attempt: int
+    max_attempts: int
+    delay: float
+    at: float
+
+    @property
+    def reason(self) -> WaitReason:
+        """What the step waits for until the retry is due (`retry 2/3 in 4s`)."""
+        return WaitReason(
+            WaitKind.RETRY,
+            attempt=self.attempt,
+            attempts=self.max_attempts,
+            delay=self.delay,
+            due=self.at + self.delay,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,7 @@ Event = (
     | StepReady
     | StepWaiting
     | StepStarted
+    | StepRetrying
     | StepOutput
     | StepFinished
     | RunStopping
@@ -124,6 +150,7 @@ __all__ = [
     "StepFinished",
     "StepOutput",
     "StepReady",
+    "StepRetrying",
     "StepStarted",
     "StepWaiting",
     "WaitKind",

@@ -23,9 +23,12 @@ from wfrun.checks import (
     check_workflow,
     declared_agents,
     requested_units,
+    sound_steps,
 )
 from wfrun.durations import parse_duration
 from wfrun.errors import Diagnostic, WorkflowError
+from wfrun.flow_checks import check_data_flow
+from wfrun.matrix import instance_id, instance_name, matrix_keys
 from wfrun.model import (
     DEFAULT_MAX_CONCURRENCY,
     Agent,
@@ -40,6 +43,7 @@ from wfrun.model import (
     Workflow,
     frozen_map,
 )
+from wfrun.retry import DEFAULT_BACKOFF, DEFAULT_DELAY, DEFAULT_ON, FailureKind, RetryPolicy
 from wfrun.schema_errors import (
     agents_quickly_valid,
     agents_validator,
@@ -99,7 +103,12 @@ def _load(
     if not quickly_valid(data):
         problems += validate(data, tree, file, "workflow", workflow_validator())
     source = Source.validated(
-        file, data, tree.locate, _broken_paths(problems), locate_value=tree.locate_value
+        file,
+        data,
+        tree.locate,
+        _broken_paths(problems),
+        locate_value=tree.locate_value,
+        locate_inside=tree.locate_inside,
     )
     found = [p.diagnostic for p in problems]
     agents = declared_agents(source)
@@ -114,6 +123,7 @@ def _load(
             agents = {**shared, **agents}
     if data is not None:
         found += check_workflow(source, agents) + check_agents(source)
+        found += check_data_flow(source, sound_steps(source))
     if found:
         return None, list(dict.fromkeys(found))  # aliases can repeat a problem: once is enough
     return _build_workflow(source, agents, file, base_dir, base_dirs), []
@@ -200,10 +210,15 @@ def _build_workflow(
     built_agents = {
         name: _build_agent(agent, agent_dirs.get(name)) for name, agent in agents.items()
     }
+    default_retry = _retry_policy(data.get("defaults", {}).get("retry"))
     return Workflow(
         name=data.get("name", "workflow" if anonymous else Path(file).stem),
-        steps=tuple(
-            _build_step(source, index, built_agents) for index in range(len(data["steps"]))
+        steps=_expanded(
+            [
+                _build_step(source, index, built_agents, default_retry)
+                for index in range(len(data["steps"]))
+            ],
+            data["steps"],
         ),
         version=data.get("version"),
         description=data.get("description"),
@@ -214,7 +229,48 @@ def _build_workflow(
         agents=frozen_map(built_agents),
         file=None if anonymous else Path(file),
         base_dir=base_dir,
+        vars=frozen_map(data.get("vars")),
+        secrets=tuple(data.get("secrets", ())),
     )
+
+
+def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]:
+    """Each matrix step becomes one step per combination (SPEC §10.5), in place; `dependsOn` a
+    matrix step means all of its instances."""
+    from dataclasses import replace
+
+    from wfrun.templates import OPEN, substitute
+
+    out: list[Step] = []
+    instances: dict[str, list[str]] = {}
+    for step, raw in zip(steps, data, strict=True):
+        matrix = raw.get("matrix")
+        if not isinstance(matrix, dict) or not matrix_keys(matrix):
+            out.append(step)
+            continue
+        from wfrun.matrix import expand
+
+        for combination in expand(matrix).combinations:
+            values = frozen_map(combination)
+            name = (
+                substitute(step.name, {"matrix": dict(combination)})
+                if OPEN in step.name
+                else instance_name(step.name, combination)
+            )
+            new_id = instance_id(step.id, combination)
+            instances.setdefault(step.id, []).append(new_id)
+            out.append(replace(step, id=new_id, name=name, base_id=step.id, matrix=values))
+    if instances:
+        out = [
+            replace(
+                step,
+                depends_on=tuple(
+                    dict.fromkeys(i for dep in step.depends_on for i in instances.get(dep, [dep]))
+                ),
+            )
+            for step in out
+        ]
+    return tuple(replace(step, index=i) if step.index != i else step for i, step in enumerate(out))
 
 
 def _build_parallel(data: dict[str, Any]) -> ParallelConfig:
@@ -225,7 +281,28 @@ def _build_parallel(data: dict[str, Any]) -> ParallelConfig:
     )
 
 
-def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step:
+def _retry_policy(data: dict[str, Any] | None) -> RetryPolicy | None:
+    """`retry:` as a policy; the `on` words and exit codes are told apart by type."""
+    if data is None:
+        return None
+    on = data.get("on")
+    words = [w for w in on or () if isinstance(w, str)]
+    return RetryPolicy(
+        max_attempts=data.get("maxAttempts", 1),
+        delay=_seconds(data.get("delay")) or DEFAULT_DELAY,
+        backoff=float(data.get("backoff", DEFAULT_BACKOFF)),
+        max_delay=_seconds(data.get("maxDelay")),
+        kinds=DEFAULT_ON if on is None else frozenset(map(FailureKind, words)),
+        exit_codes=frozenset(c for c in on or () if isinstance(c, int)),
+    )
+
+
+def _build_step(
+    source: Source,
+    index: int,
+    agents: Mapping[str, Agent],
+    default_retry: RetryPolicy | None = None,
+) -> Step:
     data: dict[str, Any] = source.data["steps"][index]
     step_type = StepType(data.get("type", "script"))
     config = data["config"]
@@ -247,9 +324,17 @@ def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step
             isolate_errors=parallel.get("isolateErrors", True),
         ),
         continue_on_error=data.get("continueOnError", False),
+        condition=_condition_text(data.get("if")),
         index=index,
         position=source.locate(("steps", index, "id")),
+        retry=_retry_policy(data["retry"]) if "retry" in data else default_retry,
     )
+
+
+def _condition_text(value: str | bool | None) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _script_config(data: dict[str, Any]) -> ScriptConfig:

@@ -10,12 +10,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from wfrun.retry import RetryPolicy
+
 DEFAULT_MAX_CONCURRENCY = 4
 
 # What a step id may be (SPEC §2). Always used with `fullmatch`: `$` would let "a\n" through.
 STEP_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 Requirement = tuple[tuple[tuple[str, int], ...], int | None]  # (sorted pool units, step limit)
+
+# A matrix value as the file wrote it (SPEC §10.5).
+MatrixValue = str | int | float | bool
 
 
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -139,6 +144,15 @@ class Step:
     continue_on_error: bool = False
     index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
     position: Position = Position(1, 1)
+    condition: str | None = None  # `if:` as written (SPEC §10.3); None behaves as success()
+    # A matrix instance (SPEC §10.5): the id of the step it was expanded from, and its values.
+    base_id: str | None = None
+    matrix: Mapping[str, MatrixValue] = field(default_factory=frozen_map)
+    retry: RetryPolicy | None = None  # its own `retry:`, else the workflow's `defaults.retry`
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 if self.retry is None else self.retry.max_attempts
 
     @property
     def timeout(self) -> float | None:
@@ -166,6 +180,8 @@ class Workflow:
     parallel: ParallelConfig = ParallelConfig()
     agents: Mapping[str, Agent] = field(default_factory=frozen_map)
     file: Path | None = None  # where it was loaded from; None when built in code
+    vars: Mapping[str, str] = field(default_factory=frozen_map)  # after `--set` (SPEC §10.6)
+    secrets: tuple[str, ...] = ()  # names of env variables whose values are masked (§10.7)
     base_dir: Path = Path(".")  # working directories are relative to this
 
     def step(self, step_id: str) -> Step:

@@ -51,10 +51,25 @@ class Plan:
                     "dependsOn": list(s.depends_on),
                     "resources": dict(s.parallel.resources),
                     "maxConcurrency": s.parallel.effective_max_concurrency,
+                    **_data_flow(s),
                 }
                 for s in self.workflow.steps
             },
         }
+
+
+def _data_flow(step: Step) -> dict[str, Any]:
+    """What `plan --format json` says of a step's data (SPEC §10): its references, its
+    condition, and for a matrix instance its step and values."""
+    from wfrun.substitution import references_of
+
+    found: dict[str, Any] = {"references": references_of(step)}
+    if step.condition is not None:
+        found["if"] = step.condition
+    if step.base_id is not None:
+        found["matrixOf"] = step.base_id
+        found["matrix"] = dict(step.matrix)
+    return found
 
 
 def effective_mode(workflow: Workflow, parallel: bool | None) -> bool:

@@ -82,6 +82,13 @@ def _testcase(result: StepResult, workflow_name: str) -> ET.Element:
         time=_seconds(result.duration),
     )
     reason = _xml_text(result.reason or result.status.value)
+    if result.attempts > 1:
+        reason = f"after {result.attempts} attempts: {reason}"
+    if result.attempts > 1 or result.reused:
+        properties = ET.SubElement(case, "properties")
+        ET.SubElement(properties, "property", name="attempts", value=str(result.attempts))
+        if result.reused:
+            ET.SubElement(properties, "property", name="reused", value="true")
     if result.allowed_failure:
         # The run succeeded, so the test report must not turn CI red; skipped keeps it visible.
         message = f"allowed failure (continueOnError): {reason}"
@@ -92,8 +99,15 @@ def _testcase(result: StepResult, workflow_name: str) -> ET.Element:
         failure.text = _xml_text(result.output_tail)
     elif result.status in (StepStatus.SKIPPED, StepStatus.CANCELLED):
         ET.SubElement(case, "skipped", message=reason)
-    if result.output_tail and result.status is StepStatus.SUCCEEDED:
-        ET.SubElement(case, "system-out").text = _xml_text(result.output_tail)
+    if result.status is StepStatus.SUCCEEDED:
+        notes = []
+        if result.attempts > 1:
+            notes.append(f"wfrun: passed after {result.attempts} attempts")
+        if result.reused:
+            notes.append("wfrun: reused from an earlier run (--resume), not run again")
+        if result.output_tail or notes:
+            text = "".join(note + "\n" for note in notes) + result.output_tail
+            ET.SubElement(case, "system-out").text = _xml_text(text)
     return case
 
 

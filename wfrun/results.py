@@ -7,6 +7,7 @@ to whole milliseconds because that is the JSON format's convention.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,10 @@ class StepOutcome:
     command: str | None = None  # what was run, for failure digests
     where: str | None = None  # where it ran, when not on this machine
     log_error: str | None = None  # why its log is missing or incomplete
+    outputs: Mapping[str, str] = field(default_factory=dict)  # what it wrote to WFRUN_OUTPUT
+    # The command could not be started, or a referenced output was unset: never retried
+    # (`wfrun.retry.FailureKind.NOT_STARTABLE`).
+    not_startable: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -53,6 +58,26 @@ class StepOutcome:
 
 def ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One attempt of a step that ran (SPEC §11.1). Times are seconds from the run's start."""
+
+    status: StepStatus
+    start_time: float
+    end_time: float
+    exit_code: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "exitCode": self.exit_code,
+            "startTime": ms(self.start_time),
+            "endTime": ms(self.end_time),
+            "reason": self.reason,
+        }
 
 
 @dataclass(slots=True)
@@ -76,6 +101,11 @@ class StepResult:
     command: str | None = None
     wait: WaitReason | None = None  # the same reason, as the dispatcher decided it
     log_error: str | None = None  # why its log is missing or incomplete (a full disk, say)
+    outputs: dict[str, str] = field(default_factory=dict)  # SPEC §10.1
+    # Every attempt, the last one included (empty for a step that never ran); start_time is the
+    # first attempt's start and end_time the last one's end.
+    attempt_results: tuple[AttemptResult, ...] = ()
+    reused: bool = False  # taken from an earlier run by --resume, not run (SPEC §11.2)
 
     def __post_init__(self) -> None:
         if self.wait is not None and self.wait_reason is None:
@@ -91,6 +121,10 @@ class StepResult:
     @property
     def success(self) -> bool:
         return self.status is StepStatus.SUCCEEDED
+
+    @property
+    def attempts(self) -> int:
+        return len(self.attempt_results)
 
     @property
     def duration(self) -> float | None:
@@ -134,6 +168,10 @@ class StepResult:
             d["logError"] = self.log_error
         d["outputTail"] = self.output_tail
         d["output"] = self.output
+        d["outputs"] = dict(self.outputs)
+        d["attempts"] = self.attempts
+        d["attemptResults"] = [a.to_dict() for a in self.attempt_results]
+        d["reused"] = self.reused
         return d
 
 
@@ -197,6 +235,7 @@ class RunResult:
     run_dir: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None  # ISO 8601 wall-clock time the run started
+    resumed_from: str | None = None  # the run id `--resume` took finished steps from
 
     @property
     def success(self) -> bool:
@@ -227,4 +266,5 @@ class RunResult:
             "runDir": self.run_dir,
             "stepResults": {k: v.to_dict() for k, v in self.step_results.items()},
             "parallelStats": self.parallel_stats.to_dict() if self.parallel_stats else None,
+            "resumedFrom": self.resumed_from,
         }

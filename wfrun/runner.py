@@ -10,14 +10,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from wfrun.errors import WfrunError
 from wfrun.events import Reporter
 from wfrun.executors.base import DEFAULT_GRACE_PERIOD, Executor
+from wfrun.masking import Masker, missing_secrets, secret_values
 from wfrun.model import STEP_ID, Workflow
 from wfrun.planner import Plan, check_steps, make_plan
 from wfrun.results import RunResult, RunStatus
 from wfrun.scheduler import RunSettings, Scheduler
+
+if TYPE_CHECKING:
+    from wfrun.journal import Resume
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -94,19 +99,33 @@ class WorkflowRunner:
         return self.execute_plan(plan, keep_going=keep_going, run_id=run_id)
 
     def execute_plan(
-        self, plan: Plan, keep_going: bool = False, run_id: str | None = None
+        self,
+        plan: Plan,
+        keep_going: bool = False,
+        run_id: str | None = None,
+        resume: Resume | None = None,
     ) -> RunResult:
+        """Run a planned workflow once (see `execute`). `resume` (from `wfrun.journal.
+        load_resume`) names the steps taken as succeeded from an earlier run, not run."""
         check_steps(plan.workflow)  # a Plan can be built by hand too
         started = datetime.now()
         run_id = run_id or new_run_id(started)
+        env = dict(os.environ if self.env is None else self.env)
+        missing = missing_secrets(plan.workflow.secrets, env)
+        if missing:
+            raise MissingSecretError(missing)
         run_dir = create_run_dir(self.log_dir, run_id) if self.log_dir is not None else None
         settings = RunSettings(
             run_id=run_id,
-            env=dict(os.environ if self.env is None else self.env),
+            env=env,
+            masker=Masker(secret_values(plan.workflow.secrets, env)),
             run_dir=run_dir,
             keep_going=keep_going,
             grace_period=self.grace_period,
             started_at=started.astimezone().isoformat(timespec="seconds"),
+            reused=None if resume is None else resume.outputs,
+            resumed_from=None if resume is None else resume.run_id,
+            notes=() if resume is None else resume.lines(),
         )
         scheduler = Scheduler(plan, self.executor or _default_executor(), self.reporters, settings)
         self.interrupted_by = None
@@ -141,6 +160,19 @@ class WorkflowRunner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class MissingSecretError(WfrunError):
+    """Secrets the workflow declares are not set: nothing was started."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        listed = ", ".join(repr(n) for n in names)
+        noun = "secret" if len(names) == 1 else "secrets"
+        super().__init__(
+            f"{noun} {listed} not set: set {'it' if len(names) == 1 else 'them'} in the "
+            "environment or in a dotenv file given with --env-file"
+        )
 
 
 def _default_executor() -> Executor:

@@ -10,16 +10,20 @@ is a clock check in every turn of the loop.
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
+import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wfrun.delivery import EventDelivery
-from wfrun.dispatch import Completion, Dispatcher, Skip
+from wfrun.dispatch import Completion, Dependencies, Dispatcher, Skip
 from wfrun.durations import format_duration
 from wfrun.events import (
     Event,
@@ -29,6 +33,7 @@ from wfrun.events import (
     RunStopping,
     StepFinished,
     StepReady,
+    StepRetrying,
     StepStarted,
     StepWaiting,
 )
@@ -39,9 +44,30 @@ from wfrun.executors.base import (
     StepContext,
     close_executor,
 )
+from wfrun.expressions import ExpressionError, Value
+from wfrun.journal import JournalWriter
+from wfrun.masking import Masker
+from wfrun.model import Step
 from wfrun.planner import Plan
-from wfrun.results import RunResult, RunStatus, StepOutcome, StepResult, StepStatus
+from wfrun.results import (
+    AttemptResult,
+    RunResult,
+    RunStatus,
+    StepOutcome,
+    StepResult,
+    StepStatus,
+)
+from wfrun.retry import should_retry
 from wfrun.stats import parallel_stats
+from wfrun.substitution import (
+    RunFacts,
+    StepData,
+    contexts,
+    has_references,
+    holds,
+    referenced_steps,
+    resolve,
+)
 
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
@@ -56,6 +82,13 @@ class RunSettings:
     keep_going: bool = False
     grace_period: float = DEFAULT_GRACE_PERIOD
     started_at: str | None = None
+    masker: Masker | None = None  # the run's secrets, written as *** (SPEC §10.7)
+    # --resume (SPEC §11.2): steps taken as succeeded without running, with their outputs;
+    # the run they come from; what the summary says about it.
+    reused: Mapping[str, Mapping[str, str]] | None = None
+    resumed_from: str | None = None
+    notes: tuple[str, ...] = ()
+    seed: int | None = None  # of the retry delays' jitter; None: unpredictable
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +122,20 @@ class Scheduler:
         self._t0 = 0.0
         self._inbox: queue.SimpleQueue[_Done | _Interrupt] = queue.SimpleQueue()
         self._delivery = EventDelivery(reporters, self.now)
-        self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going)
-        self._tokens: dict[str, CancelToken] = {}
+        self._masker = settings.masker if settings.masker else None
+        self._scratch: Path | None = None  # outputs go here when the run keeps no directory
+        self._facts: RunFacts | None = None
         self._results: dict[str, StepResult] = {}
+        self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going, judge=self._judge)
+        self._tokens: dict[str, CancelToken] = {}
         self._ready_at: dict[str, float] = {}
-        self._started_at: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}  # the first attempt's start
+        self._attempt_start: dict[str, float] = {}
+        self._attempts: dict[str, list[AttemptResult]] = {}
+        self._retries: list[tuple[float, int, str]] = []  # (due, file index, step): a heap
+        self._last: dict[str, _Done] = {}  # paused steps: how their last attempt ended
+        self._rng = random.Random(settings.seed)
+        self._journal: JournalWriter | None = None
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
         self._interrupts = 0
@@ -128,10 +170,14 @@ class Scheduler:
                 0.0,
             )
         )
+        if run_dir is not None:
+            self._journal = JournalWriter(run_dir, self._settings.run_id, self._plan.workflow)
         workers = max(1, min(self._plan.max_concurrency, len(self._plan.steps)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-step")
         try:
-            self._mark_ready(self._dispatcher.initial_ready(), 0.0)
+            for skip in self._dispatcher.take_initial_skips():
+                self._finish_unstarted(skip)
+            self._mark_ready(self._reuse(self._dispatcher.initial_ready()), 0.0)
             self._loop(pool)
         finally:
             # Whatever happened (KeyboardInterrupt, a bug), no step outlives the run.
@@ -142,11 +188,21 @@ class Scheduler:
             for message in _drain(self._inbox):  # ends posted after the loop stopped
                 if isinstance(message, _Done) and message.step_id in self._tokens:
                     self._complete(message)
+            for step_id in self._dispatcher.paused:  # the run stopped before their retry
+                if step_id in self._last:
+                    self._give_up_retry(step_id)
             for skip in self._dispatcher.abandon():
                 self._finish_unstarted(skip)
             result = self._result()
-            self._emit(RunFinished(result, result.execution_time_s))
+            notes = self._settings.notes
+            if self._journal is not None:
+                self._journal.close()
+                if self._journal.error is not None:
+                    notes = (*notes, f"wfrun: {self._journal.error}")
+            self._emit(RunFinished(result, result.execution_time_s, notes))
             self._delivery.close()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         return result
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -158,6 +214,9 @@ class Scheduler:
             if deadline is not None and self._clock() >= deadline:
                 self._expire(timeout or 0.0)
                 deadline = None
+            self._requeue_due_retries()
+            if self._journal is not None:
+                self._journal.sync()  # what ended is on disk before anything more starts
             for step_id in self._dispatcher.startable():
                 self._start(pool, step_id)
             now = self.now()
@@ -166,10 +225,13 @@ class Scheduler:
             if not self._dispatcher.is_active():
                 break
             wait = None if deadline is None else max(0.0, deadline - self._clock())
+            if self._retries:  # a due retry is a clock check too, like the deadline
+                due = max(0.0, self._retries[0][0] - self.now())
+                wait = due if wait is None else min(wait, due)
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
-                continue  # the deadline: checked at the top of the loop
+                continue  # the deadline or a retry: checked at the top of the loop
             self._handle(message)
             # Take everything already waiting before planning again: one scan per batch.
             for message in _drain(self._inbox):
@@ -185,6 +247,13 @@ class Scheduler:
         step = self._plan.step(step_id)
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
+        unresolved: str | None = None
+        if getattr(self._executor, "resolves_references", True) and has_references(step):
+            try:
+                step = resolve(step, self._contexts(step))
+            except ExpressionError as error:
+                unresolved = str(error)
+        attempt = len(self._attempts.get(step_id, ())) + 1
         context = StepContext(
             run_id=self._settings.run_id,
             workflow=self._plan.workflow,
@@ -194,8 +263,12 @@ class Scheduler:
             log_path=log_path,
             on_output=self._delivery.output_for(step_id),
             grace_period=self._settings.grace_period,
+            run_dir=self._outputs_root(),
+            masker=self._masker,
+            attempt=attempt,
         )
-        at = self._started_at[step_id] = self.now()
+        at = self._attempt_start[step_id] = self.now()
+        self._started_at.setdefault(step_id, at)
         self._emit(
             StepStarted(
                 step_id,
@@ -203,9 +276,52 @@ class Scheduler:
                 step.parallel.resources,
                 at,
                 str(log_path) if log_path else None,
+                attempt,
             )
         )
+        if unresolved is not None:
+            # Nothing starts: the step fails as it would have, before its process existed.
+            failed = StepOutcome(StepStatus.FAILED, reason=unresolved, not_startable=True)
+            self._inbox.put(_Done(step_id, failed, at))
+            return
         pool.submit(self._work, context)
+
+    # ---- data between steps (SPEC §10) -----------------------------------------------------------
+
+    def _outputs_root(self) -> Path:
+        """The run directory, or a scratch directory for a run that keeps none (the API)."""
+        if self._settings.run_dir is not None:
+            return self._settings.run_dir
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="wfrun-run-"))
+        return self._scratch
+
+    def _run_facts(self) -> RunFacts:
+        if self._facts is None:
+            workflow = self._plan.workflow
+            self._facts = RunFacts(
+                workflow=workflow,
+                run_id=self._settings.run_id,
+                run_dir=str(self._outputs_root().absolute()),
+                env={**self._settings.env, **workflow.env},
+            )
+        return self._facts
+
+    def _contexts(self, step: Step) -> dict[str, Value]:
+        ended: dict[str, StepData] = {}
+        for sid in referenced_steps(step):
+            result = self._results.get(sid)
+            if result is not None:
+                ended[sid] = StepData(result.status.value, result.outputs)
+                continue
+            how = self._dispatcher.ended_how(sid)
+            if how is not None:  # decided within this same turn, not reported yet
+                ended[sid] = StepData(_STATUS_OF[how], {})
+        return contexts(self._run_facts(), step, ended)
+
+    def _judge(self, step: Step, dependencies: Dependencies) -> bool:
+        """The dispatcher asks whether a step's `if` holds, once its dependencies ended."""
+        return holds(step, self._contexts(step), dependencies)
 
     def _work(self, context: StepContext) -> None:
         """Runs in a worker thread: execute the step, post how it ended. The post is in a
@@ -229,11 +345,58 @@ class Scheduler:
             # The executor saw a cancel: the token knows why (a timeout of the whole run, a
             # failing sibling, an interrupt).
             outcome = _with_status(outcome, token.status, token.reason)
+        start = self._attempt_start[step.id]
+        attempts = self._attempts.setdefault(step.id, [])
+        attempts.append(
+            AttemptResult(
+                outcome.status, start, max(done.at, start), outcome.exit_code, outcome.reason
+            )
+        )
+        stopping = token.cancelled or self._status is not None or self._dispatcher.stopping
+        if not stopping and should_retry(step.retry, outcome, len(attempts)):
+            self._retry_later(done, attempts[-1])
+            return
+        self._conclude(_Done(step.id, outcome, done.at), stopped_by_run=token.cancelled)
+
+    def _retry_later(self, done: _Done, failed: AttemptResult) -> None:
+        """The attempt failed and another is due: give back its units and slot until then."""
+        step = self._plan.step(done.step_id)
+        self._dispatcher.pause(step.id)
+        self._last[step.id] = done
+        attempt = len(self._attempts[step.id]) + 1
+        assert step.retry is not None
+        delay = step.retry.delay_before(attempt, self._rng)
+        now = self.now()
+        heapq.heappush(self._retries, (now + delay, step.index, step.id))
+        self._delivery.end_output(step.id)
+        self._emit(StepRetrying(step.id, failed, attempt, step.max_attempts, delay, now))
+
+    def _requeue_due_retries(self) -> None:
+        if self._dispatcher.stopping:
+            return  # nothing new starts: `run` ends them with their last attempt
+        now = self.now()
+        while self._retries and self._retries[0][0] <= now:
+            step_id = heapq.heappop(self._retries)[2]
+            if step_id in self._last:  # not given up on meanwhile
+                del self._last[step_id]
+                self._dispatcher.requeue(step_id)
+
+    def _give_up_retry(self, step_id: str) -> None:
+        """A paused step gets no more attempts (the run stops): it ends as its last one did."""
+        done = self._last.pop(step_id)
+        self._conclude(done, stopped_by_run=False)
+
+    def _conclude(self, done: _Done, stopped_by_run: bool) -> None:
+        """The step's last attempt is over: record its result and tell the dispatcher."""
+        step = self._plan.step(done.step_id)
+        outcome = done.outcome
         allowed = outcome.status in FAILED_STATUSES and step.continue_on_error
         self._results[step.id] = self._step_result(step.id, outcome, done.at, allowed)
+        if self._journal is not None:
+            self._journal.record(self._results[step.id])
         # A step the run itself stopped (deadline, interrupt) did not fail on its own: its
         # dependents are cancelled with the run, not skipped as if it had failed.
-        stopped_by_run = token.cancelled and self._status is not None
+        stopped_by_run = stopped_by_run and self._status is not None
         completion = Completion.CANCELLED if stopped_by_run else _completion(outcome, allowed)
         effects = self._dispatcher.finish(
             step.id, completion, timed_out=outcome.status is StepStatus.TIMED_OUT
@@ -241,10 +404,44 @@ class Scheduler:
         self._delivery.end_output(step.id)
         self._emit(StepFinished(step.id, self._results[step.id], self.now()))
         for cancel in effects.cancel:
-            self._tokens[cancel.step_id].cancel(cancel.reason, cancel.status)
+            if cancel.step_id in self._last:  # between attempts: no retry comes
+                self._give_up_retry(cancel.step_id)
+            else:
+                self._tokens[cancel.step_id].cancel(cancel.reason, cancel.status)
         for skip in effects.skipped:
             self._finish_unstarted(skip)
         self._mark_ready(effects.ready, done.at)
+
+    def _reuse(self, ready: list[str]) -> list[str]:
+        """`--resume`: take the reused steps as succeeded, in dependency order; the rest of
+        `ready`, and the steps their reuse made ready, are returned."""
+        reused = self._settings.reused or {}
+        if not reused:
+            return ready
+        ready = list(ready)
+        taken: set[str] = set()
+        for step_id in self._plan.order:
+            step = self._plan.step(step_id)
+            if step_id not in reused or not all(d in taken for d in step.depends_on):
+                continue
+            taken.add(step_id)
+            result = StepResult(
+                step_id=step_id,
+                status=StepStatus.SUCCEEDED,
+                parallel_group=self._plan.group_of[step_id],
+                reused=True,
+                outputs=dict(reused[step_id]),  # restored: references read them
+            )
+            # Recorded before the dispatcher judges the dependents' conditions, which read it.
+            self._results[step_id] = result
+            effects = self._dispatcher.reuse(step_id)
+            ready.extend(effects.ready)
+            if self._journal is not None:
+                self._journal.record(result)
+            self._emit(StepFinished(step_id, result, 0.0))
+            for skip in effects.skipped:
+                self._finish_unstarted(skip)
+        return [sid for sid in ready if sid not in taken]
 
     def _mark_ready(self, step_ids: list[str], at: float) -> None:
         for step_id in step_ids:
@@ -282,6 +479,18 @@ class Scheduler:
     def _step_result(
         self, step_id: str, outcome: StepOutcome, end: float, allowed: bool
     ) -> StepResult:
+        masker = self._masker
+        if masker is not None:
+            outcome = replace(
+                outcome,
+                reason=masker.maybe(outcome.reason),
+                command=masker.maybe(outcome.command),
+                output_tail=masker.text(outcome.output_tail),
+                output=masker.text(outcome.output)
+                if isinstance(outcome.output, str)
+                else outcome.output,
+                outputs={k: masker.text(v) for k, v in outcome.outputs.items()},
+            )
         return StepResult(
             step_id=step_id,
             status=outcome.status,
@@ -299,6 +508,8 @@ class Scheduler:
             output=outcome.output,
             command=outcome.command,
             log_error=outcome.log_error,
+            outputs=dict(outcome.outputs),
+            attempt_results=tuple(self._attempts.get(step_id, ())),
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:
@@ -311,15 +522,22 @@ class Scheduler:
             wait=self._dispatcher.waited_for(skip.step_id),
         )
         self._results[skip.step_id] = result
+        if self._journal is not None:
+            self._journal.record(result)
         self._emit(StepFinished(skip.step_id, result, self.now()))
 
     def _result(self) -> RunResult:
         wall = self.now()
         ordered = {s.id: self._results[s.id] for s in self._plan.steps}
+        # Skipped steps fail nothing by themselves: a false condition skips on purpose, and a
+        # failure that skips its dependents failed the run already.
         status = self._status or (
-            RunStatus.SUCCEEDED
-            if all(r.success or r.allowed_failure for r in ordered.values())
-            else RunStatus.FAILED
+            RunStatus.FAILED
+            if any(
+                r.status in (*FAILED_STATUSES, StepStatus.CANCELLED) and not r.allowed_failure
+                for r in ordered.values()
+            )
+            else RunStatus.SUCCEEDED
         )
         wf = self._plan.workflow
         return RunResult(
@@ -339,6 +557,7 @@ class Scheduler:
             run_dir=str(self._settings.run_dir) if self._settings.run_dir else None,
             metadata=dict(wf.metadata),
             started_at=self._settings.started_at,
+            resumed_from=self._settings.resumed_from,
         )
 
     def _log_path(self, step_id: str) -> Path | None:
@@ -378,9 +597,16 @@ def _completion(outcome: StepOutcome, allowed: bool) -> Completion:
     return Completion.CANCELLED
 
 
-def _with_status(outcome: StepOutcome, status: StepStatus, reason: str | None) -> StepOutcome:
-    from dataclasses import replace
+_STATUS_OF = {
+    Completion.SUCCEEDED: "succeeded",
+    Completion.ALLOWED_FAILURE: "failed",
+    Completion.FATAL_FAILURE: "failed",
+    Completion.CANCELLED: "cancelled",
+    Completion.SKIPPED: "skipped",
+}
 
+
+def _with_status(outcome: StepOutcome, status: StepStatus, reason: str | None) -> StepOutcome:
     return replace(outcome, status=status, reason=reason or outcome.reason)
 
 

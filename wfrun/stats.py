@@ -19,7 +19,7 @@ def parallel_stats(plan: Plan, results: Mapping[str, StepResult], wall: float) -
     }
     return ParallelStats(
         total_groups=len(plan.groups),
-        max_concurrent_steps=peak((r.start_time or 0.0, r.end_time or 0.0, 1) for r in ran),
+        max_concurrent_steps=peak(span for r in ran for span in _spans(r, 1)),
         resource_utilization={p: s.utilization for p, s in pools.items()},
         resources=pools,
         critical_path=path,
@@ -27,6 +27,14 @@ def parallel_stats(plan: Plan, results: Mapping[str, StepResult], wall: float) -
         sequential_time=sequential,
         speedup=sequential / wall if wall > 0 else 0.0,
     )
+
+
+def _spans(result: StepResult, weight: int) -> list[tuple[float, float, int]]:
+    """When the step held its slot and units: each attempt, since a step waiting to be retried
+    holds nothing."""
+    if result.attempt_results:
+        return [(a.start_time, a.end_time, weight) for a in result.attempt_results]
+    return [(result.start_time or 0.0, result.end_time or 0.0, weight)]
 
 
 def peak(intervals: Iterable[tuple[float, float, int]]) -> int:
@@ -71,7 +79,7 @@ def _pool_stats(
         for sid, r in results.items()
         if pool in plan.step(sid).parallel.resources
     ]
-    used = [(r.start_time or 0.0, r.end_time or 0.0, units) for r, units in holders if r.duration]
+    used = [span for r, units in holders if r.duration for span in _spans(r, units)]
     busy = sum((end - start) * units for start, end, units in used)
     waited = sum(r.wait_time or 0.0 for r, _ in holders if r.waited_on_pool == pool)
     return PoolStats(

@@ -12,6 +12,7 @@ class WaitKind(enum.Enum):
     RUNS_ALONE = "runs_alone"  # this step, or a running one, tolerates too few steps at once
     POOL = "pool"  # a pool it needs has too few free units
     STOPPING = "stopping"  # the run is stopping after a failure, timeout or interrupt
+    RETRY = "retry"  # an attempt failed; the next one starts after a delay (holding nothing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,10 @@ class WaitReason:
     capacity: int = 0
     held_by: tuple[str, ...] = ()  # the steps holding the pool, or the steps it needs
     limit_step: str | None = None  # RUNS_ALONE: the other step whose limit applies (None: own)
+    attempt: int = 0  # RETRY: the attempt to come, of `attempts`, after `delay` seconds
+    attempts: int = 0
+    delay: float = 0.0
+    due: float = 0.0  # RETRY: when it is due, in seconds from the run's start
 
     def __str__(self) -> str:
         if self.kind is WaitKind.DEPENDENCY:
@@ -41,4 +46,15 @@ class WaitReason:
             if self.capacity <= 1:
                 return f"{self.limit_step} runs alone"
             return f"{self.limit_step} allows at most {self.capacity} running"
+        if self.kind is WaitKind.RETRY:
+            return f"retry {self.attempt}/{self.attempts} in {_seconds(self.delay)}"
         return "run is stopping"
+
+
+def _seconds(delay: float) -> str:
+    """`4s`, `1.5s`, `2m5s`: short, for a countdown."""
+    from wfrun.durations import format_duration
+
+    if delay < 10:
+        return f"{max(0.0, delay):.1f}".rstrip("0").rstrip(".") + "s"
+    return format_duration(delay)

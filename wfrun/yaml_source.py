@@ -130,7 +130,7 @@ def parse(
         # The data shares what the aliases point at, but every later stage walks it as a tree:
         # it must not see a document that expands to billions of values.
         return None, [*converter.problems, problem], Tree(None)
-    return data, converter.problems, Tree(root)
+    return data, converter.problems, Tree(root, text)
 
 
 def _reader_diagnostics(error: Exception, text: str, file: str) -> list[Diagnostic]:
@@ -363,9 +363,11 @@ class _Converter:
 class Tree:
     """The node tree of a file, kept to find where a path is written and what text it has."""
 
-    def __init__(self, root: yaml.Node | None) -> None:
+    def __init__(self, root: yaml.Node | None, text: str = "") -> None:
         self.root = root
         self._entries = _Entries()
+        self._text = text
+        self._lines: list[str] | None = None
 
     def nodes_at(self, path: JsonPath) -> tuple[yaml.Node | None, yaml.Node | None]:
         """The key node (None for list items and the root) and the value node at `path`."""
@@ -401,3 +403,35 @@ class Tree:
         """The text the user wrote for the scalar at `path`, for messages such as "quote it"."""
         _, node = self.nodes_at(path)
         return node.value if isinstance(node, yaml.ScalarNode) else None
+
+    def locate_inside(self, path: JsonPath, offset: int) -> Position:
+        """Where character `offset` of the string at `path` is written: a reference inside a
+        long command is pointed at, not only its key. Exact for single-line scalars without
+        escapes and for block scalars (`|`, `>`); elsewhere the start of the value."""
+        _, node = self.nodes_at(path)
+        if not isinstance(node, yaml.ScalarNode):
+            return self.locate_value(path)
+        start, end = node.start_mark, node.end_mark
+        if node.style in ("|", ">"):
+            return self._inside_block(start.line + 1, end.line, offset) or _position(node)
+        if start.line != end.line:
+            return _position(node)
+        quoted = 1 if node.style in ("'", '"') else 0
+        return Position(start.line + 1, start.column + 1 + quoted + offset)
+
+    def _inside_block(self, first: int, last: int, offset: int) -> Position | None:
+        """Lines `first`..`last` (0-based) hold a block scalar's content; each line gives its
+        text plus one character (the newline, or the space it is folded into)."""
+        if self._lines is None:
+            self._lines = self._text.split("\n")
+        lines = self._lines[first : last + 1]
+        indents = [len(line) - len(line.lstrip(" ")) for line in lines if line.strip()]
+        if not indents:
+            return None
+        indent = min(indents)
+        for k, line in enumerate(lines):
+            width = max(len(line) - indent, 0) + 1
+            if offset < width:
+                return Position(first + k + 1, indent + offset + 1)
+            offset -= width
+        return None

@@ -6,11 +6,17 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from wfrun.executors.base import StepContext
-from wfrun.executors.environment import step_environment, working_directory
+from wfrun.executors.environment import (
+    new_output_file,
+    step_environment,
+    with_outputs,
+    working_directory,
+)
 from wfrun.executors.process import ProcessRunner, ProcessSpec, process_status
 from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
 from wfrun.model import Agent, AgentConfig, PromptMode
@@ -55,9 +61,13 @@ class AgentExecutor:
         try:
             call = agent_call(context)
         except AgentError as exc:
-            return StepOutcome(StepStatus.FAILED, reason=str(exc))
-        run = run_step_process(self.runner, agent_spec(context, call), context)
-        return agent_outcome(run, context, call)
+            return StepOutcome(StepStatus.FAILED, reason=str(exc), not_startable=True)
+        try:
+            output_file = new_output_file(context)
+        except OSError as exc:
+            return StepOutcome(StepStatus.FAILED, reason=f"cannot create its outputs file: {exc}")
+        run = run_step_process(self.runner, agent_spec(context, call, output_file), context)
+        return with_outputs(agent_outcome(run, context, call), output_file, context)
 
     def close(self) -> None:
         self.runner.close()
@@ -104,12 +114,20 @@ def short_prompt(prompt: str) -> str:
     return first + ("…" if len(lines) > 1 else "")
 
 
-def agent_spec(context: StepContext, call: AgentCall) -> ProcessSpec:
+def agent_spec(
+    context: StepContext, call: AgentCall, output_file: Path | None = None
+) -> ProcessSpec:
     stdin = call.config.prompt.encode() if call.agent.prompt is PromptMode.STDIN else None
     return ProcessSpec(
         argv=call.argv,
         cwd=working_directory(context, call.config),
-        env=step_environment(context, call.agent.env, call.config.env, parameter_env(call)),
+        env=step_environment(
+            context,
+            call.agent.env,
+            call.config.env,
+            parameter_env(call),
+            output_file=output_file,
+        ),
         stdin=stdin,
         timeout=call.timeout,
         capture_stdout=True,
@@ -133,7 +151,16 @@ def agent_outcome(result: StepRun, context: StepContext, call: AgentCall) -> Ste
             reply = parse_reply(result, call.agent)
         except AgentError as exc:
             status, reason = StepStatus.FAILED, str(exc)
-    return outcome_of(result, status, reason, call.command, reply)
+    outputs = {} if reply is None else {"result": reply_text(reply)}
+    if context.masker and outputs:
+        outputs = {"result": context.masker.text(outputs["result"])}
+        reply = context.masker.text(reply) if isinstance(reply, str) else reply
+    return replace(outcome_of(result, status, reason, call.command, reply), outputs=outputs)
+
+
+def reply_text(reply: Any) -> str:
+    """The reply as the text `${{ steps.X.outputs.result }}` reads: JSON for a document."""
+    return reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
 
 
 def parse_reply(result: StepRun, agent: Agent) -> Any:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from wfrun.masking import Masker
 from wfrun.model import Step, Workflow
 from wfrun.results import StepOutcome, StepStatus
 
@@ -74,6 +75,9 @@ class StepContext:
     log_path: Path | None = None  # None: keep no log file
     on_output: Callable[[tuple[str, ...]], None] | None = None  # complete lines, worker thread
     grace_period: float = DEFAULT_GRACE_PERIOD
+    run_dir: Path | None = None  # WFRUN_RUN_DIR; the outputs files are made under it
+    masker: Masker | None = None  # secrets to write as *** in everything kept of the output
+    attempt: int = 1  # which attempt this is (SPEC §11.1); later ones append to the same log
 
 
 class Executor(Protocol):

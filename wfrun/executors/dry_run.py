@@ -11,6 +11,9 @@ from wfrun.results import StepOutcome, StepStatus
 class DryRunExecutor:
     """Succeeds at once for every step, saying what it would have run."""
 
+    # Nothing runs, so no output is ever set: references are shown as written.
+    resolves_references = False
+
     def execute(self, context: StepContext) -> StepOutcome:
         if context.cancel.cancelled:
             return StepOutcome(context.cancel.status, reason=context.cancel.reason)

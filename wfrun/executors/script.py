@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from wfrun.executors.base import StepContext
-from wfrun.executors.environment import step_environment, working_directory
+from wfrun.executors.environment import (
+    new_output_file,
+    step_environment,
+    with_outputs,
+    working_directory,
+)
 from wfrun.executors.process import ProcessRunner, ProcessSpec, StartErrorKind, process_status
 from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
 from wfrun.model import ScriptConfig
@@ -27,18 +34,24 @@ class ScriptExecutor:
         config = context.step.config
         if not isinstance(config, ScriptConfig):
             return StepOutcome(StepStatus.FAILED, reason="a script step needs a script config")
-        run = run_step_process(self.runner, script_spec(context, config), context)
-        return script_outcome(run, context, config)
+        try:
+            output_file = new_output_file(context)
+        except OSError as exc:
+            return StepOutcome(StepStatus.FAILED, reason=f"cannot create its outputs file: {exc}")
+        run = run_step_process(self.runner, script_spec(context, config, output_file), context)
+        return with_outputs(script_outcome(run, context, config), output_file, context)
 
     def close(self) -> None:
         self.runner.close()
 
 
-def script_spec(context: StepContext, config: ScriptConfig) -> ProcessSpec:
+def script_spec(
+    context: StepContext, config: ScriptConfig, output_file: Path | None = None
+) -> ProcessSpec:
     return ProcessSpec(
         argv=config.argv(),
         cwd=working_directory(context, config),
-        env=step_environment(context, config.env),
+        env=step_environment(context, config.env, output_file=output_file),
         timeout=config.timeout,
         grace_period=context.grace_period,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.process import STDOUT, ProcessResult, ProcessRunner, ProcessSpec, StartError
+from wfrun.masking import Masker, StreamMasker
 from wfrun.results import StepOutcome, StepStatus
 
 TAIL_LINES = 50
@@ -24,12 +25,21 @@ TAIL_BYTES = 64 * 1024  # also the longest line kept whole; longer ones are brok
 CAPTURE_LIMIT = 32 * 1024 * 1024
 
 
-def open_log(path: Path) -> int:
+def open_log(path: Path, append: bool = False) -> int:
     """Create the log exclusively, never through a symbolic link: a file that is already there
     (another run's, or a link planted in a shared log directory) is refused, not overwritten.
-    A raw descriptor: the reads already come in large chunks, so a buffer only costs time."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    A raw descriptor: the reads already come in large chunks, so a buffer only costs time.
+
+    `append`: a retry's attempt adds to the log its earlier attempts began in this run (or
+    creates it, if they printed nothing)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    flags |= os.O_APPEND if append else os.O_EXCL
     return os.open(path, flags, 0o666)
+
+
+def attempt_header(attempt: int, attempts: int) -> bytes:
+    """The line a step that may be retried writes to its log before each attempt's output."""
+    return f"─── wfrun: attempt {attempt} of {attempts} ───\n".encode()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -46,8 +56,15 @@ class StepOutputSink:
         log_path: Path | None,
         on_output: Callable[[tuple[str, ...]], None] | None = None,
         capture_stdout: bool = False,
+        masker: Masker | None = None,
+        header: bytes = b"",
+        append: bool = False,
     ) -> None:
+        # Secrets are masked before anything is kept: the log, the tail, the lines, the capture.
+        self._maskers: dict[int, StreamMasker] | None = {} if masker else None
+        self._masker = masker
         self._log_path = log_path
+        self._append = append
         self._log: int | None = None
         self._on_output = on_output
         self._capture: bytearray | None = bytearray() if capture_stdout else None
@@ -56,8 +73,23 @@ class StepOutputSink:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._tail_size = 0
         self.log_error: str | None = None  # why the log is incomplete, if it is
+        if header:
+            # Written at once, not at the first byte: an attempt that prints nothing still
+            # shows in the log.
+            self._write_log(header)
 
     def feed(self, stream: int, data: bytes) -> None:
+        if self._maskers is not None:
+            assert self._masker is not None
+            masker = self._maskers.get(stream)
+            if masker is None:
+                masker = self._maskers[stream] = self._masker.stream()
+            data = masker.feed(data)
+            if not data:
+                return
+        self._keep_all(stream, data)
+
+    def _keep_all(self, stream: int, data: bytes) -> None:
         self._write_log(data)
         if stream == STDOUT and self._capture is not None:
             self._keep(data)
@@ -66,6 +98,10 @@ class StepOutputSink:
     def finish(self) -> None:
         """The process has ended: output that ended without a newline still counts as a line,
         and the log is closed."""
+        for stream, masker in (self._maskers or {}).items():
+            rest = masker.flush()
+            if rest:
+                self._keep_all(stream, rest)
         for stream, rest in list(self._partial.items()):
             if rest:
                 self._partial[stream] = b""
@@ -91,7 +127,7 @@ class StepOutputSink:
             # print nothing, and on a slow disk creating a file costs as much as starting a
             # process. A step that prints nothing has no log file.
             try:
-                self._log = open_log(self._log_path)
+                self._log = open_log(self._log_path, self._append)
             except OSError as exc:
                 self._give_up_log(f"cannot open the log file {self._log_path}: {exc.strerror}")
                 return
@@ -187,7 +223,15 @@ class StepRun:
 
 def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepContext) -> StepRun:
     """Run a step's process with `runner`, keeping its log, tail and capture on this side."""
-    sink = StepOutputSink(context.log_path, context.on_output, spec.capture_stdout)
+    attempts = context.step.max_attempts
+    sink = StepOutputSink(
+        context.log_path,
+        context.on_output,
+        spec.capture_stdout,
+        context.masker,
+        header=attempt_header(context.attempt, attempts) if attempts > 1 else b"",
+        append=context.attempt > 1,
+    )
     try:
         result = runner.run(spec, context.cancel, sink)
     finally:
@@ -214,4 +258,5 @@ def outcome_of(
         command=command,
         where=run.process.where,
         log_error=run.log_error,
+        not_startable=run.start_error is not None,
     )

@@ -177,7 +177,7 @@ def _running_grid(rows: list[RunningStep], now: float) -> Table:
     for row in rows:
         grid.add_row(
             Text("▶ " + shown(row.step_id)),
-            Text(f"group {row.group}"),
+            Text(f"group {row.group}" + (f" · attempt {row.attempt}" if row.attempt else "")),
             Text(format_units(row.resources)),
             Text(format_duration(max(0.0, now - row.started_at))),
             _detail(row),

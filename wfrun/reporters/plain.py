@@ -17,6 +17,7 @@ from wfrun.events import (
     RunStopping,
     StepFinished,
     StepOutput,
+    StepRetrying,
     StepStarted,
     StepWaiting,
     WaitKind,
@@ -67,11 +68,26 @@ def make_console(stream: TextIO, *, color: bool, width: int = DEFAULT_WIDTH) -> 
 def step_line(result: StepResult) -> str:
     """`✘ test  failed in 0.4s: exited with code 1`."""
     line = f"{status_glyph(result)} {shown(result.step_id)}  {status_words(result)}"
+    if result.reused:
+        line += " (reused from the earlier run)"
     if result.duration is not None:
         line += f" in {format_duration(result.duration)}"
+    if result.attempts > 1:
+        line += f" after {result.attempts} attempts"
     if result.reason and not result.success:
         line += f": {shown(result.reason)}"
     return line
+
+
+def retry_line(event: StepRetrying) -> str:
+    """`↻ fetch  attempt 1/3 failed: exited with code 1 · retry 2/3 in 1.1s`."""
+    failed = event.failed
+    words = failed.status.value.replace("_", " ")
+    why = f": {shown(failed.reason)}" if failed.reason else ""
+    return (
+        f"↻ {shown(event.step_id)}  attempt {event.attempt - 1}/{event.max_attempts} {words}"
+        f"{why} · {event.reason}"
+    )
 
 
 def stopping_line(event: RunStopping) -> str:
@@ -166,6 +182,8 @@ class PlainReporter:
             self._run_started(event)
         elif isinstance(event, StepStarted):
             self._step_started(event)
+        elif isinstance(event, StepRetrying):
+            self._print(event.at, retry_line(event), "yellow")
         elif isinstance(event, StepWaiting):
             self._step_waiting(event)
         elif isinstance(event, StepOutput):
@@ -199,6 +217,8 @@ class PlainReporter:
         where = f"group {event.group}"
         if event.resources:
             where += f" · {format_units(event.resources)}"
+        if event.attempt > 1:
+            where += f" · attempt {event.attempt}"
         self._print(event.at, f"▶ {shown(event.step_id)}  [{where}]", "cyan")
 
     def _step_waiting(self, event: StepWaiting) -> None:

@@ -22,6 +22,7 @@ from wfrun.events import (
     StepFinished,
     StepOutput,
     StepReady,
+    StepRetrying,
     StepStarted,
     StepWaiting,
     WaitKind,
@@ -45,6 +46,7 @@ class RunningStep:
     log_file: str | None
     last_line: str = ""
     prompt: str | None = None  # an agent step's prompt, first line: what it is working on
+    attempt: str | None = None  # "2/3" for a retry, shown next to the step
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ class RunState:
         self._not_ready: dict[str, None] = {}  # file order; an ordered set
         self._pool_in_use: dict[str, int] = {}
         self._pool_holders: dict[str, dict[str, int]] = {}  # pool -> step -> units, start order
+        self.retries: dict[str, StepRetrying] = {}  # each step's latest retry, if it had one
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -125,6 +128,8 @@ class RunState:
                 self._step_started(event)
             elif isinstance(event, StepOutput):
                 self._step_output(event)
+            elif isinstance(event, StepRetrying):
+                self._step_retrying(event)
             elif isinstance(event, StepFinished):
                 self._step_finished(event)
             elif isinstance(event, RunStopping):
@@ -149,7 +154,7 @@ class RunState:
         self._not_ready.pop(event.step_id, None)
         self._ready[event.step_id] = event.reason
         step = self._steps.get(event.step_id)
-        if step is not None:
+        if step is not None and event.reason.kind is not WaitKind.RETRY:
             # The reason holds for every waiting step with the same requirement (see events).
             self._class_reason[step.parallel.requirement] = event.reason
 
@@ -166,10 +171,29 @@ class RunState:
             started_at=event.at,
             log_file=event.log_file,
             prompt=_prompt_line(step),
+            attempt=self._attempt_text(sid, event.attempt),
         )
         for pool, units in event.resources.items():
             self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) + units
             self._pool_holders.setdefault(pool, {})[sid] = units
+
+    def _step_retrying(self, event: StepRetrying) -> None:
+        """Between two attempts a step holds nothing and waits, with its own reason."""
+        sid = event.step_id
+        self._release(sid)
+        self.retries[sid] = event
+        self._ready[sid] = event.reason
+
+    def _release(self, sid: str) -> None:
+        running = self._running.pop(sid, None)
+        if running is not None:
+            for pool, units in running.resources.items():
+                self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) - units
+                self._pool_holders.get(pool, {}).pop(sid, None)
+
+    def _attempt_text(self, sid: str, attempt: int) -> str | None:
+        retry = self.retries.get(sid)
+        return None if attempt <= 1 or retry is None else f"{attempt}/{retry.max_attempts}"
 
     def _step_output(self, event: StepOutput) -> None:
         running = self._running.get(event.step_id)
@@ -185,11 +209,7 @@ class RunState:
         sid, result = event.step_id, event.result
         self._not_ready.pop(sid, None)
         self._ready.pop(sid, None)
-        running = self._running.pop(sid, None)
-        if running is not None:
-            for pool, units in running.resources.items():
-                self._pool_in_use[pool] = self._pool_in_use.get(pool, 0) - units
-                self._pool_holders.get(pool, {}).pop(sid, None)
+        self._release(sid)
         if sid not in self._results:
             self._status_counts[result.status] += 1
             self._allowed_failures += result.allowed_failure and not result.success
@@ -295,7 +315,7 @@ class RunState:
         """A waiting step's reason is its class's latest: one event speaks for the class."""
         own = self._ready.get(step_id)
         step = self._steps.get(step_id)
-        if own is None or step is None:
+        if own is None or step is None or own.kind is WaitKind.RETRY:
             return own
         return self._class_reason.get(step.parallel.requirement, own)
 
@@ -325,6 +345,8 @@ class RunState:
             return replace(reason, in_use=len(self._running))
         if reason.kind is WaitKind.DEPENDENCY:
             return replace(reason, held_by=self.unfinished_dependencies(step_id))
+        if reason.kind is WaitKind.RETRY:  # a countdown
+            return replace(reason, delay=max(0.0, reason.due - self.elapsed()))
         return reason
 
 

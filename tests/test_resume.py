@@ -1,0 +1,277 @@
+"""The run journal and `wfrun run --resume` (SPEC §11.2), with real processes and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import cli_env, wfrun
+from test_retries import attempt_step, report_errors, runs
+
+from wfrun.journal import JOURNAL_NAME, Journal, JournalEntry, fingerprint, plan_resume
+from wfrun.loader import load_workflow_text
+from wfrun.results import StepStatus
+
+CHAIN = (
+    "steps:\n"
+    + attempt_step("a")
+    + attempt_step("b", extra="dependsOn: [a]")
+    + attempt_step("c", extra="dependsOn: [b]")
+    + attempt_step("x")
+)
+
+
+def counts(workdir: Path, *steps: str) -> dict[str, int]:
+    return {sid: len(runs(workdir, sid)) for sid in steps}
+
+
+def run_dirs(workdir: Path) -> list[Path]:
+    return sorted((workdir / "runs").iterdir())
+
+
+def run(workdir: Path, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return wfrun(
+        "run", str(path), "--ui", "plain", "--log-dir", str(workdir / "runs"),
+        "--report", str(workdir / "report.json"), *args,
+    )  # fmt: skip
+
+
+def report_of(workdir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((workdir / "report.json").read_text())
+    return result
+
+
+def journal_lines(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / JOURNAL_NAME).read_text().splitlines()]
+
+
+def test_every_run_journals_each_finished_step_after_a_header(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(CHAIN)
+    assert run(workdir, path).returncode == 0
+    (run_dir,) = run_dirs(workdir)
+    header, *entries = journal_lines(run_dir)
+    assert header["journal"] == 1 and header["runId"] == run_dir.name
+    assert header["workflow"]["path"] == str(path.resolve())
+    assert sorted(e["step"] for e in entries) == ["a", "b", "c", "x"]
+    assert entries[0].keys() >= {"step", "status", "fingerprint", "outputs", "startTime"}
+    assert all(e["status"] == "succeeded" and e["outputs"] == {} for e in entries)
+    # Dependencies are journaled before the steps that need them start.
+    order = [e["step"] for e in entries]
+    assert order.index("a") < order.index("b") < order.index("c")
+
+
+def test_resume_after_kill_9_runs_each_unfinished_step_exactly_once(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(
+        "steps:\n"
+        + attempt_step("a")
+        + attempt_step("b", extra="dependsOn: [a]")
+        + attempt_step("slow", sleep="hang-first", extra="dependsOn: [a]")
+        + attempt_step("after", extra="dependsOn: [slow, b]")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", "run", str(path), "--ui", "plain",
+         "--log-dir", str(workdir / "runs")],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            dirs = run_dirs(workdir) if (workdir / "runs").exists() else []
+            journaled = "".join(
+                (d / JOURNAL_NAME).read_text() for d in dirs if (d / JOURNAL_NAME).exists()
+            )
+            if (workdir / "out" / "slow.started").exists() and '"step":"b"' in journaled:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the first run never got to 'slow'")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (killed,) = run_dirs(workdir)
+    assert not (killed / "report.json").exists()  # it died before writing one
+    done = run(workdir, path, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert counts(workdir, "a", "b", "slow", "after") == {"a": 1, "b": 1, "slow": 1, "after": 1}
+    report = report_of(workdir)
+    assert report["resumedFrom"] == killed.name
+    steps = report["stepResults"]
+    assert [sid for sid, r in steps.items() if r["reused"]] == ["a", "b"]
+    assert all(r["status"] == "succeeded" for r in steps.values())
+    assert "startTime" not in steps["a"] and steps["a"]["attempts"] == 0
+    assert f"resuming run {killed.name}: reusing 2 steps (a, b)" in done.stdout
+    assert "running 2 steps: slow (never ran), after (never ran)" in done.stdout
+    assert report_errors(report) == []
+    # The resumed run journals the reused steps too: resuming it reuses everything.
+    again = run(workdir, path, "--resume")
+    assert again.returncode == 0 and "reusing 4 steps" in again.stdout
+    assert counts(workdir, "slow", "after") == {"slow": 1, "after": 1}
+
+
+def test_a_changed_step_reruns_with_its_dependents(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(CHAIN)
+    assert run(workdir, path).returncode == 0
+    write(
+        CHAIN.replace(
+            attempt_step("b", extra="dependsOn: [a]"),
+            attempt_step("b", sleep="0.01", extra="dependsOn: [a]"),
+        )
+    )
+    plan = wfrun("plan", str(path), "--resume", "--log-dir", str(workdir / "runs"))
+    assert plan.returncode == 0, plan.stderr
+    assert "reusing 2 steps (a, x)" in plan.stdout
+    assert "running 2 steps: b (changed), c (dependency 'b' runs again)" in plan.stdout
+    as_json = wfrun(
+        "plan", str(path), "--resume", "--format", "json", "--log-dir", str(workdir / "runs")
+    )
+    resume = json.loads(as_json.stdout)["resume"]
+    assert resume["reuse"] == ["a", "x"]
+    assert resume["run"] == {"b": "changed", "c": "dependency 'b' runs again"}
+    done = run(workdir, path, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert counts(workdir, "a", "b", "c", "x") == {"a": 1, "b": 2, "c": 2, "x": 1}
+
+
+def test_a_failed_step_reruns_and_what_succeeded_is_reused(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(
+        "steps:\n"
+        + attempt_step("ok")
+        + attempt_step("flaky", 1, 1, extra="dependsOn: [ok]")
+        + attempt_step("last", extra="dependsOn: [flaky]")
+    )
+    first = run(workdir, path)
+    assert first.returncode == 1
+    first_id = run_dirs(workdir)[0].name
+    done = run(workdir, path, "--resume", first_id)
+    assert done.returncode == 0, done.stderr
+    assert "running 2 steps: flaky (failed), last (was skipped)" in done.stdout
+    assert counts(workdir, "ok", "flaky", "last") == {"ok": 1, "flaky": 2, "last": 1}
+    assert report_of(workdir)["resumedFrom"] == first_id
+
+
+def test_a_journal_cut_mid_line_loses_only_that_step_with_a_note(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(CHAIN)
+    assert run(workdir, path).returncode == 0
+    (run_dir,) = run_dirs(workdir)
+    journal = run_dir / JOURNAL_NAME
+    lines = journal.read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"step":"c"' in line)
+    journal.write_text("".join(lines[:cut]) + lines[cut][:25])
+    done = run(workdir, path, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert "the last line was cut short" in done.stdout and "it is ignored" in done.stdout
+    assert "running 1 step: c (never ran)" in done.stdout
+    assert counts(workdir, "a", "b", "c", "x")["c"] == 2
+
+
+def test_resume_takes_the_newest_run_of_the_same_file(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    mine = write(CHAIN)
+    other = write("steps:\n" + attempt_step("other"), "other.yaml")
+    assert run(workdir, mine).returncode == 0
+    mine_id = run_dirs(workdir)[0].name
+    time.sleep(1.1)  # run ids sort by the second they start in
+    assert run(workdir, other).returncode == 0
+    done = run(workdir, mine, "--resume")
+    assert done.returncode == 0 and f"resuming run {mine_id}" in done.stdout
+
+
+def test_resume_bad_input_is_exit_2_with_a_clear_message(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    path = write(CHAIN)
+    other = write("steps:\n" + attempt_step("other"), "other.yaml")
+    none_yet = run(workdir, path, "--resume")
+    assert none_yet.returncode == 2
+    assert "no earlier run of" in none_yet.stderr and "run it once without --resume" in (
+        none_yet.stderr
+    )
+    assert run(workdir, path).returncode == 0
+    run_id = run_dirs(workdir)[0].name
+    typo = run_id[:-1] + ("0" if run_id[-1] != "0" else "1")
+    unknown = run(workdir, path, "--resume", typo)
+    assert unknown.returncode == 2 and f"(did you mean {run_id!r}?)" in unknown.stderr
+    foreign = run(workdir, other, "--resume", run_id)
+    assert foreign.returncode == 2 and f"is a run of {path.resolve()}" in foreign.stderr
+    journal = run_dirs(workdir)[0] / JOURNAL_NAME
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text(lines[0] + "{not json\n" + "".join(lines[1:]))
+    broken = run(workdir, path, "--resume", run_id)
+    assert broken.returncode == 2
+    assert f"{journal}:2: not JSON" in broken.stderr
+    journal.write_text("<html>\n")
+    not_ours = run(workdir, path, "--resume", run_id)
+    assert not_ours.returncode == 2 and f"{journal}:1: not JSON" in not_ours.stderr
+    for done in (none_yet, unknown, foreign, broken, not_ours):
+        assert "Traceback" not in done.stderr
+
+
+def test_fingerprints_ignore_names_and_positions_but_not_commands_or_env() -> None:
+    def fp(text: str) -> str:
+        wf = load_workflow_text(text)
+        return fingerprint(wf, wf.step("a"))
+
+    base = fp("steps:\n  - {id: a, config: {command: 'true'}}\n")
+    assert fp("# moved\n\nsteps:\n  - {id: a, name: A, config: {command: 'true'}}\n") == base
+    assert fp("steps:\n  - {id: a, config: {command: 'false'}}\n") != base
+    assert fp("env: {K: v}\nsteps:\n  - {id: a, config: {command: 'true'}}\n") != base
+    assert fp("steps:\n  - {id: a, config: {command: 'true'}, retry: {maxAttempts: 2}}\n") != base
+    agent = (
+        "agents: {r: {command: [%s]}}\n"
+        "steps:\n  - {id: a, type: agent, config: {agent: r, prompt: p}}\n"
+    )
+    assert fp(agent % "echo") != fp(agent % "cat")
+
+
+def test_every_reason_a_step_runs_again() -> None:
+    wf = load_workflow_text(
+        "steps:\n"
+        + "".join(f"  - {{id: {sid}, config: {{command: 'true'}}}}\n" for sid in "abcdefg")
+        + "  - {id: h, config: {command: 'true'}, dependsOn: [f]}\n"
+    )
+    recorded = {
+        "a": StepStatus.SUCCEEDED,
+        "b": StepStatus.FAILED,
+        "c": StepStatus.TIMED_OUT,
+        "d": StepStatus.SKIPPED,
+        "e": StepStatus.CANCELLED,
+        "f": StepStatus.SUCCEEDED,
+        "h": StepStatus.SUCCEEDED,
+    }
+    entries = {
+        sid: JournalEntry(sid, status, fingerprint(wf, wf.step(sid)), {"v": sid})
+        for sid, status in recorded.items()
+    }
+    entries["f"] = JournalEntry("f", StepStatus.SUCCEEDED, "an older definition", {})
+    resume = plan_resume(wf, Journal("r1", Path("r1"), None, entries))
+    assert {d.step_id: d.why for d in resume.decisions} == {
+        "a": "succeeded, unchanged",
+        "b": "failed",
+        "c": "timed out",
+        "d": "was skipped",
+        "e": "was cancelled",
+        "f": "changed",
+        "g": "never ran",
+        "h": "dependency 'f' runs again",
+    }
+    assert resume.reused == ("a",) and resume.outputs == {"a": {"v": "a"}}

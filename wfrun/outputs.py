@@ -1,0 +1,108 @@
+"""Step outputs (SPEC §10.1): the file a step appends `NAME=VALUE` lines to, and reading it.
+
+The format is that of GitHub Actions' `$GITHUB_OUTPUT`: `NAME=VALUE` on one line, or
+`NAME<<DELIM`, the value's lines, then `DELIM` alone on a line for multi-line values. A line that
+is neither fails the step, with the line quoted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from wfrun.errors import WfrunError
+
+OUTPUTS_DIR = "outputs"
+MAX_OUTPUTS_BYTES = 1024 * 1024  # per attempt, as GitHub's 1 MB per job: outputs are not files
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+class OutputError(WfrunError):
+    """A step's outputs file cannot be read as outputs; the message says which line and why."""
+
+
+def create_output_file(directory: Path, step_id: str) -> Path:
+    """A new empty file for one attempt of a step, private to it (created exclusively, so a
+    second attempt gets a file of its own)."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    attempt = 1
+    while True:
+        path = directory / (f"{step_id}.out" if attempt == 1 else f"{step_id}.{attempt}.out")
+        try:
+            os.close(os.open(path, flags, 0o600))
+        except FileExistsError:
+            attempt += 1
+            continue
+        return path
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """The outputs a step wrote to `path`; OutputError for a malformed file."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_OUTPUTS_BYTES + 1)
+    except FileNotFoundError:
+        return {}  # the step removed it: it set nothing
+    except OSError as exc:
+        raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
+    if len(data) > MAX_OUTPUTS_BYTES:
+        raise OutputError(
+            f"its outputs file holds more than {MAX_OUTPUTS_BYTES // 1024} KiB: "
+            "write large results to a file and pass its path"
+        )
+    return parse_outputs(data.decode("utf-8", "replace"))
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """`NAME=VALUE` and `NAME<<DELIM` … `DELIM` lines; later values of a name win."""
+    outputs: dict[str, str] = {}
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    i = 0
+    while i < len(lines):
+        line = lines[i].removesuffix("\r")
+        number = i + 1
+        i += 1
+        if not line.strip():
+            continue
+        heredoc = line.find("<<")
+        equals = line.find("=")
+        if heredoc > 0 and (equals < 0 or heredoc < equals):
+            name, delimiter = line[:heredoc], line[heredoc + 2 :]
+            _check_name(name, line, number)
+            if not delimiter:
+                raise OutputError(f"output line {number} {_quoted(line)} has no delimiter after <<")
+            value: list[str] = []
+            while i < len(lines) and lines[i].removesuffix("\r") != delimiter:
+                value.append(lines[i].removesuffix("\r"))
+                i += 1
+            if i >= len(lines):
+                raise OutputError(
+                    f"output {name!r} (line {number}) never ends: no line {delimiter!r} follows"
+                )
+            i += 1
+            outputs[name] = "\n".join(value)
+            continue
+        if equals < 0:
+            raise OutputError(
+                f"output line {number} {_quoted(line)} is not NAME=VALUE or NAME<<DELIMITER"
+            )
+        name = line[:equals]
+        _check_name(name, line, number)
+        outputs[name] = line[equals + 1 :]
+    return outputs
+
+
+def _check_name(name: str, line: str, number: int) -> None:
+    if not _NAME.fullmatch(name):
+        raise OutputError(
+            f"output line {number} {_quoted(line)} has an invalid name {name!r} "
+            "(letters, digits, '_' and '-', not starting with a digit)"
+        )
+
+
+def _quoted(line: str) -> str:
+    return repr(line if len(line) <= 120 else line[:120] + "…")
