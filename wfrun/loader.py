@@ -242,6 +242,7 @@ def _build_step(source: Source, index: int, agents: Mapping[str, Agent]) -> Step
         continue_on_error=data.get("continueOnError", False),
         index=index,
         position=source.locate(("steps", index, "id")),
+        estimate=_seconds(data.get("estimate")),
     )
 
 

@@ -139,6 +139,7 @@ class Step:
     continue_on_error: bool = False
     index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
     position: Position = Position(1, 1)
+    estimate: float | None = None  # seconds `plan --simulate` assumes without an earlier run
 
     @property
     def timeout(self) -> float | None:

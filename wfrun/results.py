@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfrun.bottleneck import Bottleneck
 from wfrun.waits import WaitKind, WaitReason
 
 REPORT_SCHEMA_VERSION = 1
@@ -165,6 +166,7 @@ class ParallelStats:
     critical_path_time: float  # seconds
     sequential_time: float  # seconds: the sum of every step's execution time
     speedup: float  # sequential_time / wall time
+    bottleneck: Bottleneck | None = None  # what held up the run's end most (wfrun.bottleneck)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +178,7 @@ class ParallelStats:
             "criticalPathTime": ms(self.critical_path_time),
             "sequentialTime": ms(self.sequential_time),
             "speedup": round(self.speedup, 3),
+            "bottleneck": self.bottleneck.to_dict() if self.bottleneck else None,
         }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from wfrun.bottleneck import Bottleneck, Span, find_bottleneck
 from wfrun.planner import Plan
 from wfrun.results import ParallelStats, PoolStats, StepResult
 
@@ -26,7 +27,18 @@ def parallel_stats(plan: Plan, results: Mapping[str, StepResult], wall: float) -
         critical_path_time=path_time,
         sequential_time=sequential,
         speedup=sequential / wall if wall > 0 else 0.0,
+        bottleneck=run_bottleneck(plan, results),
     )
+
+
+def run_bottleneck(plan: Plan, results: Mapping[str, StepResult]) -> Bottleneck | None:
+    """The pool, cap or step limit that held up the run's end most (wfrun.bottleneck)."""
+    spans = [
+        Span(sid, r.ready_time, r.start_time, r.end_time, r.wait)
+        for sid, r in results.items()
+        if r.start_time is not None and r.end_time is not None
+    ]
+    return find_bottleneck(spans, {s.id: s.depends_on for s in plan.steps})
 
 
 def peak(intervals: Iterable[tuple[float, float, int]]) -> int:

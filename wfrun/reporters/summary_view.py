@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wfrun.bottleneck import Bottleneck
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
@@ -257,6 +258,15 @@ def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None
     )
     if stats.critical_path:
         grid.add_row("critical path", _path_text(stats))
+    if stats.bottleneck is not None:
+        grid.add_row("bottleneck", bottleneck_text(stats.bottleneck))
+
+
+def bottleneck_text(found: Bottleneck) -> str:
+    """`pool cpu: held the run's end back 3.2s (4 steps waited for it)`."""
+    what = shown(str(found))
+    steps = counted(len(found.steps), "step")
+    return f"{what}: held the run's end back {format_duration(found.wait)} ({steps} waited for it)"
 
 
 def _path_text(stats: ParallelStats) -> str:
