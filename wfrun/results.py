@@ -145,6 +145,7 @@ class PoolStats:
     busy_time: float  # unit-seconds in use
     wait_time: float  # step-seconds spent waiting on this pool
     utilization: float  # time-weighted mean units in use / capacity, 0..1
+    usage: tuple[tuple[float, int], ...] = ()  # (seconds, units in use from then on)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -153,6 +154,7 @@ class PoolStats:
             "busyTime": ms(self.busy_time),
             "waitTime": ms(self.wait_time),
             "utilization": round(self.utilization, 4),
+            "usage": [[ms(at), units] for at, units in self.usage],
         }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from wfrun.dispatch import Completion, Dispatcher
 from wfrun.model import Workflow
 from wfrun.planner import Plan, make_plan
-from wfrun.stats import peak
+from wfrun.stats import peak, usage_steps
 from wfrun.waits import WaitKind, WaitReason
 
 DEFAULT_DURATION = 1.0  # seconds, for a step with neither an earlier time nor an estimate
@@ -215,21 +215,6 @@ def _pools(
             usage=usage_steps(held),
         )
     return pools
-
-
-def usage_steps(intervals: list[tuple[float, float, int]]) -> tuple[tuple[float, int], ...]:
-    """Units in use over time as (time, level from then on), one entry per change; an end at
-    t counts before a start at t, as the dispatcher gives back before it hands out again."""
-    deltas: dict[float, int] = {}
-    for start, end, units in intervals:
-        deltas[start] = deltas.get(start, 0) + units
-        deltas[end] = deltas.get(end, 0) - units
-    level, out = 0, []
-    for at in sorted(deltas):
-        if deltas[at]:
-            level += deltas[at]
-            out.append((at, level))
-    return tuple(out)
 
 
 def _full_share(

@@ -92,4 +92,20 @@ def _pool_stats(
         busy_time=busy,
         wait_time=waited,
         utilization=min(1.0, busy / (capacity * wall)) if wall > 0 else 0.0,
+        usage=usage_steps(used),
     )
+
+
+def usage_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[tuple[float, int], ...]:
+    """Units in use over time as (time, level from then on), one entry per change; an end at
+    t counts before a start at t, as the dispatcher gives back before it hands out again."""
+    deltas: dict[float, int] = {}
+    for start, end, units in intervals:
+        deltas[start] = deltas.get(start, 0) + units
+        deltas[end] = deltas.get(end, 0) - units
+    level, out = 0, []
+    for at in sorted(deltas):
+        if deltas[at]:
+            level += deltas[at]
+            out.append((at, level))
+    return tuple(out)

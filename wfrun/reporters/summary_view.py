@@ -263,10 +263,9 @@ def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None
 
 
 def bottleneck_text(found: Bottleneck) -> str:
-    """`pool cpu: held the run's end back 3.2s (4 steps waited for it)`."""
-    what = shown(str(found))
+    """`pool cpu: held up the run 3.2s (4 steps waited)`."""
     steps = counted(len(found.steps), "step")
-    return f"{what}: held the run's end back {format_duration(found.wait)} ({steps} waited for it)"
+    return f"{shown(str(found))}: held up the run {format_duration(found.wait)} ({steps} waited)"
 
 
 def _path_text(stats: ParallelStats) -> str:
