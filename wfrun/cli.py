@@ -409,9 +409,12 @@ def report(
         doc = read_report(find_report(run, log_dir))
     except ReportError as err:
         _fail(str(err), ExitCode.INVALID)
+    from wfrun.reporters.plain import make_console, print_block
     from wfrun.reporters.summary_view import summary_view
 
-    _console().print(summary_view(result_from_report(doc), plan_from_report(doc)))
+    # Off a terminal, the width and colours of `run --ui plain`, so the summary reads the same.
+    console = _console() if sys.stdout.isatty() else make_console(sys.stdout, color=False)
+    print_block(console, summary_view(result_from_report(doc), plan_from_report(doc)))
     _write_views(doc, html, trace)
 
 

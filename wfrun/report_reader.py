@@ -113,7 +113,7 @@ def result_from_report(doc: Mapping[str, Any]) -> RunResult:
         max_concurrency=int(doc["maxConcurrency"]),
         execution_time_s=_s(doc["executionTime"]),
         step_results=steps,
-        parallel_stats=None if stats is None else _stats(stats),
+        parallel_stats=None if stats is None else _stats(stats, doc["executionTime"]),
         error=doc.get("error"),
         run_dir=doc.get("runDir"),
         metadata=dict(workflow.get("metadata") or {}),
@@ -174,6 +174,11 @@ def _opt_s(milliseconds: Any) -> float | None:
 
 
 def _step_result(step_id: str, r: Mapping[str, Any]) -> StepResult:
+    start, end = _opt_s(r.get("startTime")), _opt_s(r.get("endTime"))
+    if start is not None and r.get("executionTime") is not None:
+        # The report rounds each time to the millisecond: taking the duration as recorded
+        # keeps the summary's step times those of the end-of-run summary.
+        end = start + _s(r["executionTime"])
     return StepResult(
         step_id=step_id,
         status=StepStatus(r["status"]),
@@ -181,8 +186,8 @@ def _step_result(step_id: str, r: Mapping[str, Any]) -> StepResult:
         reason=r.get("reason"),
         allowed_failure=bool(r.get("allowedFailure", False)),
         ready_time=_opt_s(r.get("readyTime")),
-        start_time=_opt_s(r.get("startTime")),
-        end_time=_opt_s(r.get("endTime")),
+        start_time=start,
+        end_time=end,
         wait_reason=r.get("waitReason"),
         exit_code=r.get("exitCode"),
         signal=r.get("signal"),
@@ -194,7 +199,14 @@ def _step_result(step_id: str, r: Mapping[str, Any]) -> StepResult:
     )
 
 
-def _stats(d: Mapping[str, Any]) -> ParallelStats:
+def _speedup(d: Mapping[str, Any], wall: Any) -> float:
+    sequential = d["sequentialTime"]
+    if isinstance(wall, int | float) and wall > 0 and isinstance(sequential, int | float):
+        return float(sequential / wall)
+    return float(d["speedup"])
+
+
+def _stats(d: Mapping[str, Any], wall: Any) -> ParallelStats:
     pools = {
         name: PoolStats(
             capacity=int(p["capacity"]),
@@ -215,7 +227,8 @@ def _stats(d: Mapping[str, Any]) -> ParallelStats:
         critical_path=[str(s) for s in d["criticalPath"]],
         critical_path_time=_s(d["criticalPathTime"]),
         sequential_time=_s(d["sequentialTime"]),
-        speedup=float(d["speedup"]),
+        # Recomputed: the report keeps three decimals, the times are finer than that.
+        speedup=_speedup(d, wall),
         bottleneck=None
         if found is None
         else Bottleneck(
