@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import cli_env, wfrun
 
-from wfrun.reporters.html_page import html_page
+from wfrun.reporters.html_page import COLOURS, html_page
 
 Write = Callable[..., Path]
 
@@ -104,13 +104,24 @@ class Page(HTMLParser):
             self.waits[self._wait_of] = data
 
 
+GEOMETRY = {"x", "y", "x1", "x2", "y1", "y2", "width", "height"}
+
+
+def assert_well_formed(page: Page) -> None:
+    """Every coordinate is a number: an unquoted value before `/>` would swallow the slash,
+    leave the element open and hide everything after it inside it."""
+    for name, value in page.attributes:
+        if name in GEOMETRY:
+            float(value)
+
+
 def assert_offline(text: str, page: Page) -> None:
     """Nothing on the page can make a browser fetch anything."""
     assert not page.tags & FETCHING_TAGS, page.tags & FETCHING_TAGS
     for name, value in page.attributes:
         assert name not in EXTERNAL_ATTRIBUTES, (name, value)
         assert "://" not in value and not value.startswith("//"), (name, value)
-    assert "url(" not in text and "@import" not in text
+    assert "url(" not in text and "@import" not in text and "@font-face" not in text
     assert "http://" not in text and "https://" not in text
 
 
@@ -145,7 +156,10 @@ def test_every_step_has_a_bar_and_every_pool_a_lane(run_page: tuple[Path, Path])
     waited = {sid for sid in page.waits if sid in ("build", "lint")}
     assert len(waited) == 1
     assert "why: pool cpu 1/1" in page.waits[waited.pop()]
+    assert text.count("<line class='cap'") == 2  # each lane's capacity
+    assert "position: sticky" in text  # the time axis stays in view
     assert_offline(text, page)
+    assert_well_formed(page)
 
 
 def test_workflow_strings_are_escaped(run_page: tuple[Path, Path]) -> None:
@@ -166,6 +180,7 @@ def test_hover_texts_say_command_exit_reason_and_log(run_page: tuple[Path, Path]
         in text
     )
     assert "exit 4" in text
+    assert "reason: exited with code 4" in text
     assert f"log: {run_dir}/broken.log" in text
     assert "dependency &#x27;broken&#x27; failed" in text  # the skipped step says why
 
@@ -207,6 +222,7 @@ def test_a_thousand_steps_stay_compact(write: Write, workdir: Path) -> None:
     assert page.svg_heights["timeline"] <= 15 * 1000 + 100  # compact rows, one per step
     assert len(text) < 2_000_000
     assert_offline(text, page)
+    assert_well_formed(page)
 
 
 def test_run_html_written_when_interrupted(write: Write, workdir: Path) -> None:
@@ -239,8 +255,56 @@ def test_html_path_checked_before_the_run(write: Write, workdir: Path) -> None:
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome", "firefox")
 
 
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+
+
 def _browser() -> str | None:
     return next((b for b in map(shutil.which, BROWSERS) if b is not None), None)
+
+
+def png_pixels(data: bytes) -> list[tuple[int, int, int]] | None:
+    """The RGB pixels of an 8-bit, non-interlaced RGB or RGBA PNG (what browsers write), by
+    the PNG specification's own filters; None for any other kind."""
+    import struct
+    import zlib
+
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    if header is None or header[2] != 8 or header[3] not in (2, 6) or header[6] != 0:
+        return None
+    width, height, _, colour = header[:4]
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    rows: list[bytearray] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = previous[i]
+            c = previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        previous = line
+    return [(r[i], r[i + 1], r[i + 2]) for r in rows for i in range(0, stride, bpp)]
 
 
 @pytest.mark.skipif(_browser() is None, reason="no headless browser (chromium, chrome, firefox)")
@@ -257,6 +321,17 @@ def test_page_renders_in_a_headless_browser(run_page: tuple[Path, Path], workdir
         )  # fmt: skip
         assert shot.exists() and shot.stat().st_size > 1000
         return
+    shot = workdir / "shot.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+         "--window-size=1300,800", "--hide-scrollbars", url],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    pixels = png_pixels(shot.read_bytes())
+    if pixels is not None:  # the bars were drawn: the status colours are on the screen
+        colours = {name: _rgb(COLOURS[name]) for name in ("succeeded", "failed")}
+        for name, rgb in colours.items():
+            assert sum(p == rgb for p in pixels) > 100, f"no {name} bar on the screen"
     done = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
         capture_output=True, text=True, timeout=120, check=False,

@@ -24,6 +24,8 @@ PLOT = 980  # pixels of the time axis
 LANE = 44  # pixels of a pool's lane
 MAX_LABEL = 32  # characters of a step id shown before it is cut (the hover has all of it)
 MAX_TIP = 600  # characters of a command or reason in a hover text
+# Waits shorter than this (ms) are the dispatcher's own latency, as in the summary: not drawn.
+NOTABLE_WAIT = 10
 
 COLOURS = {
     "succeeded": "#2f9e50",
@@ -74,7 +76,7 @@ def html_page(report: Mapping[str, Any]) -> str:
         _timeline(steps, critical, span),
     ]
     return (
-        "<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         f"<title>{name} · wfrun run {_text(str(report.get('runId', '')))}</title>\n"
         f"<style>{STYLE}</style>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
@@ -129,7 +131,7 @@ def _facts(report: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
     if found:
         rows.append(("bottleneck", _bottleneck_words(found)))
     cells = "".join(f"<dt>{_text(k)}</dt><dd>{_text(v)}</dd>" for k, v in rows)
-    return f"<dl class=facts>{cells}</dl>"
+    return f"<dl class='facts'>{cells}</dl>"
 
 
 def _bottleneck_words(found: Mapping[str, Any]) -> str:
@@ -138,7 +140,8 @@ def _bottleneck_words(found: Mapping[str, Any]) -> str:
         str(kind), f"the step limit of {name}"
     )
     steps = len(found.get("steps") or [])
-    return f"{what}: held up the run {_ms(found.get('waitTime'))} ({steps} steps waited)"
+    waited = f"{steps} step{'s' if steps != 1 else ''} waited"
+    return f"{what}: held up the run {_ms(found.get('waitTime'))} ({waited})"
 
 
 def _legend() -> str:
@@ -149,7 +152,7 @@ def _legend() -> str:
     spans = "".join(f"<span><i style='background:{c}'></i>{_text(w)}</span>" for c, w in items)
     spans += "<span><i style='background:#ccc'></i>waiting (ready, not started)</span>"
     spans += "<span><i style='outline:2px solid #111'></i>critical path</span>"
-    return f"<p class=legend>{spans}</p>"
+    return f"<p class='legend'>{spans}</p>"
 
 
 def _ticks(span: float) -> list[float]:
@@ -187,11 +190,13 @@ def _ticks(span: float) -> list[float]:
 
 def _axis(span: float) -> str:
     width = LABEL + PLOT + 10
-    parts = [f"<div class=axis><svg width={width} height=20 role=img aria-label='time axis'>"]
+    parts = [
+        f"<div class='axis'><svg width='{width}' height='20' role='img' aria-label='time axis'>"
+    ]
     for t in _ticks(span):
         x = _x(t, span)
-        parts.append(f"<line x1={x} x2={x} y1=14 y2=20 stroke='#999'/>")
-        parts.append(f"<text x={x} y=11 text-anchor=middle>{_text(_ms(t))}</text>")
+        parts.append(f"<line x1='{x}' x2='{x}' y1='14' y2='20' stroke='#999'/>")
+        parts.append(f"<text x='{x}' y='11' text-anchor='middle'>{_text(_ms(t))}</text>")
     parts.append("</svg></div>")
     return "".join(parts)
 
@@ -204,7 +209,7 @@ def _pools(stats: Mapping[str, Any], span: float) -> str:
     height = LANE * len(pools) + 4
     parts = [
         "<h2 style='font-size:14px'>Pools: units in use</h2>",
-        f"<div class=scroll><svg id=pools width={width} height={height} role=img "
+        f"<div class='scroll'><svg id='pools' width='{width}' height='{height}' role='img' "
         "aria-label='pool use over time'>",
     ]
     for i, (name, pool) in enumerate(pools.items()):
@@ -237,11 +242,12 @@ def _lane(name: str, pool: Mapping[str, Any], top: float, span: float) -> str:
         ]
     )
     return (
-        f"<g class=lane data-pool='{_text(name)}'>{tip}"
-        f"<rect x=0 y={top} width={LABEL + PLOT} height={height} fill='#fafafa'/>"
-        f"<text x=4 y={top + height / 2 + 4}>pool {_text(_cut(name))} ({capacity})</text>"
-        f"<line class=cap x1={LABEL} x2={LABEL + PLOT} y1={y(capacity)} y2={y(capacity)}/>"
-        f"<polygon class=use points='{' '.join(points)}'/></g>"
+        f"<g class='lane' data-pool='{_text(name)}'>{tip}"
+        f"<rect x='0' y='{top}' width='{LABEL + PLOT}' height='{height}' fill='#fafafa'/>"
+        f"<text x='4' y='{top + height / 2 + 4}'>pool {_text(_cut(name))} ({capacity})</text>"
+        f"<line class='cap' x1='{LABEL}' x2='{LABEL + PLOT}' y1='{y(capacity)}' "
+        f"y2='{y(capacity)}'/>"
+        f"<polygon class='use' points='{' '.join(points)}'/></g>"
     )
 
 
@@ -257,7 +263,7 @@ def _timeline(steps: Mapping[str, Mapping[str, Any]], critical: set[str], span: 
     width = LABEL + PLOT + 10
     parts = [
         "<h2 style='font-size:14px'>Steps, by parallel group</h2>",
-        f"<div class=scroll><svg id=timeline width={width} height={height} role=img "
+        f"<div class='scroll'><svg id='timeline' width='{width}' height='{height}' role='img' "
         "aria-label='step timeline'>",
     ]
     top = 0
@@ -265,11 +271,10 @@ def _timeline(steps: Mapping[str, Mapping[str, Any]], critical: set[str], span: 
         ids = groups[group]
         for t in _ticks(span):
             x = _x(t, span)
-            parts.append(
-                f"<line class=grid x1={x} x2={x} y1={top} y2={top + GROUP_ROW + ROW * len(ids)}/>"
-            )
+            bottom = top + GROUP_ROW + ROW * len(ids)
+            parts.append(f"<line class='grid' x1='{x}' x2='{x}' y1='{top}' y2='{bottom}'/>")
         label = f"group {group} · {len(ids)} step{'s' if len(ids) != 1 else ''}"
-        parts.append(f"<text class=group x=2 y={top + 13}>{_text(label)}</text>")
+        parts.append(f"<text class='group' x='2' y='{top + 13}'>{_text(label)}</text>")
         top += GROUP_ROW
         for sid in ids:
             parts.append(_row(sid, steps[sid], top, sid in critical, span))
@@ -304,12 +309,17 @@ def _row(sid: str, r: Mapping[str, Any], top: int, critical: bool, span: float) 
     crit = " crit" if critical else ""
     cells = [
         f"<g class='step{crit}' data-step='{_text(sid)}'>",
-        f"<rect class=row x=0 y={top} width={LABEL + PLOT} height={ROW} fill='transparent'/>",
-        f"<text class='{crit.strip() or 'id'}' x=8 y={top + ROW - 3}>{_text(_cut(sid))}"
+        f"<rect class='row' x='0' y='{top}' width='{LABEL + PLOT}' height='{ROW}' "
+        "fill='transparent'/>",
+        f"<text class='{crit.strip() or 'id'}' x='8' y='{top + ROW - 3}'>{_text(_cut(sid))}"
         f"{_tip([sid])}</text>",
     ]
     ready, start = r.get("readyTime"), r.get("startTime")
-    if isinstance(ready, int | float) and isinstance(start, int | float) and start > ready:
+    if (
+        isinstance(ready, int | float)
+        and isinstance(start, int | float)
+        and start >= ready + NOTABLE_WAIT
+    ):
         x0, x1 = _x(ready, span), _x(start, span)
         tip = _tip(
             [
@@ -318,7 +328,7 @@ def _row(sid: str, r: Mapping[str, Any], top: int, critical: bool, span: float) 
             ]
         )
         cells.append(
-            f"<rect class=wait x={x0} y={top + 3} width={max(1.0, round(x1 - x0, 2))} "
+            f"<rect class='wait' x='{x0}' y='{top + 3}' width='{max(1.0, round(x1 - x0, 2))}' "
             f"height={ROW - 6}>{tip}</rect>"
         )
     attempts = step_attempts(r)
@@ -327,14 +337,16 @@ def _row(sid: str, r: Mapping[str, Any], top: int, critical: bool, span: float) 
         x1 = _x(float(end if end is not None else begin), span)
         label = f" (attempt {n} of {len(attempts)})" if len(attempts) > 1 else ""
         cells.append(
-            f"<rect class='bar{crit}' data-status='{_text(status)}' x={x0} y={top + 2} "
-            f"width={max(1.5, round(x1 - x0, 2))} height={ROW - 4} "
+            f"<rect class='bar{crit}' data-status='{_text(status)}' x='{x0}' y='{top + 2}' "
+            f"width='{max(1.5, round(x1 - x0, 2))}' height='{ROW - 4}' "
             f"fill='{_colour(status, r, n == len(attempts))}'>"
             f"{_tip(_bar_tip(sid, r, attempt, status, label))}</rect>"
         )
     if not attempts:
         why = f"{str(r.get('status', '')).replace('_', ' ')}: {r.get('reason') or 'not started'}"
-        cells.append(f"<text class=note x={LABEL + 4} y={top + ROW - 3}>{_text(why[:200])}</text>")
+        cells.append(
+            f"<text class='note' x='{LABEL + 4}' y='{top + ROW - 3}'>{_text(why[:200])}</text>"
+        )
     cells.append("</g>")
     return "".join(cells)
 
