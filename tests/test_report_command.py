@@ -57,6 +57,20 @@ def test_bottleneck_of_a_cap_bound_run_is_the_cap(write: Write, workdir: Path) -
     assert found["kind"] == "cap" and found["name"] is None
 
 
+def test_bottleneck_of_a_step_that_runs_alone_is_its_limit(write: Write, workdir: Path) -> None:
+    wf = (
+        "steps:\n"
+        f"  - {{id: a, config: {SLEEP}}}\n  - {{id: b, config: {SLEEP}}}\n"
+        f"  - {{id: alone, config: {SLEEP}, parallel: {{enabled: false}}}}\n"
+    )
+    run_dir = _run(write(wf), workdir / "logs")
+    found = json.loads((run_dir / "report.json").read_text())["parallelStats"]["bottleneck"]
+    assert found["kind"] == "stepLimit" and found["name"] == "alone"
+    assert found["steps"] == ["alone"]
+    done = wfrun("report", str(run_dir))
+    assert "bottleneck        the step limit of alone: held up the run" in done.stdout
+
+
 def test_no_bottleneck_when_nothing_waited(write: Write, workdir: Path) -> None:
     run_dir = _run(write(f"steps:\n  - {{id: a, config: {SLEEP}}}\n"), workdir / "logs")
     done = wfrun("report", str(run_dir))

@@ -51,6 +51,7 @@ def test_estimates_drive_the_real_dispatcher(write: Write) -> None:
     assert predicted.makespan == pytest.approx(1.2)
     starts = {s.step_id: s.start for s in predicted.steps}
     assert starts["b3"] == pytest.approx(0.3)  # not held back until level 3 of chain a ends
+    assert predicted.bottleneck is None  # nothing waited: the chain itself is the limit
 
 
 def test_pool_bound_prediction_and_advice_name_the_pool(write: Write) -> None:
@@ -60,6 +61,12 @@ def test_pool_bound_prediction_and_advice_name_the_pool(write: Write) -> None:
     assert predicted.makespan == pytest.approx(3.0)
     assert predicted.pools["cpu"].saturation == pytest.approx(1.0)
     assert predicted.pools["cpu"].wait_time == pytest.approx(2 * 1 + 2 * 2)  # 2 wait 1s, 2 wait 2s
+    # The bottleneck as a run would name it: from the last step back through its waits, the
+    # pool held the end up 2s (s4/s5 waited 0-2s; s2/s3's waits 0-1s lie inside that).
+    assert predicted.bottleneck is not None
+    assert (predicted.bottleneck.kind.value, predicted.bottleneck.name) == ("pool", "cpu")
+    assert predicted.bottleneck.wait == pytest.approx(2.0)
+    assert len(predicted.bottleneck.steps) == 2
     advice = advise(predicted)
     assert advice.change is not None and advice.change.pool == "cpu"
     assert advice.change.after > 2 and advice.saved > 0
@@ -81,6 +88,11 @@ def test_cap_bound_advice_names_the_cap(write: Write) -> None:
     advice = advise(predicted)
     assert advice.change is not None and advice.change.pool is None
     assert advice.makespan < 3.0
+    wide = wfrun("plan", str(write("steps:\n" + steps)), "--simulate", "-f", "json", "-j", "3")
+    doc = json.loads(wide.stdout)
+    assert doc["maxConcurrency"] == 3 and doc["makespan"] == 2000
+    assert doc["cap"]["saturation"] == 1.0
+    assert doc["bottleneck"]["kind"] == "cap" and doc["bottleneck"]["waitTime"] == 1000
 
 
 def test_step_limits_hold_in_the_simulation(write: Write) -> None:
@@ -117,7 +129,10 @@ def test_cli_text_and_json(write: Write, workdir: Path) -> None:
         "advice: pool cpu 2 → 3 shortens the predicted makespan by 1.0s (3.0s → 2.0s)"
         in text.stdout
     )
-    assert "│" in text.stdout  # the timeline
+    assert "│" in text.stdout and "█" in text.stdout and "·" in text.stdout  # the timeline
+    assert "waited 2.0s: pool cpu" in text.stdout
+    assert "cap 8         full 0% of the time" in text.stdout
+    assert "bottleneck    pool cpu: held up the run 2.0s (2 steps waited)" in text.stdout
     doc = json.loads(
         wfrun("plan", str(path), "--simulate", "-f", "json", "--log-dir", str(workdir)).stdout
     )

@@ -63,6 +63,11 @@ def test_every_step_is_a_complete_event_in_microseconds(
         assert spans[sid]["ts"] == r["startTime"] * 1000
         assert spans[sid]["dur"] == (r["endTime"] - r["startTime"]) * 1000
         assert spans[sid]["args"]["status"] == "succeeded"
+        assert spans[sid]["args"]["command"] == r["command"]
+        assert spans[sid]["args"]["exitCode"] == r["exitCode"] == 0
+        assert spans[sid]["args"]["logFile"] == r["logFile"]
+    waited = [e for e in spans.values() if "waited" in e["args"]]
+    assert any("pool cpu 2/2" in e["args"]["waited"] for e in waited)
 
 
 def test_tracks_are_concurrency_slots_that_never_overlap(

@@ -13,6 +13,7 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from wfrun.bottleneck import Bottleneck, Span, find_bottleneck
 from wfrun.dispatch import Completion, Dispatcher
 from wfrun.model import Workflow
 from wfrun.planner import Plan, make_plan
@@ -83,6 +84,7 @@ class Simulation:
     cap_wait: float  # step-seconds spent waiting for the cap
     durations: Mapping[str, float]
     sources: Mapping[str, DurationSource]
+    bottleneck: Bottleneck | None  # what would hold up the run most, as for a real run
 
 
 def step_durations(
@@ -147,6 +149,10 @@ def simulate(
         cap_wait=_waited(steps, WaitKind.GLOBAL_CAP),
         durations=dict(durations),
         sources=dict(sources or {}),
+        bottleneck=find_bottleneck(
+            [Span(s.step_id, s.ready, s.start, s.end, s.wait) for s in steps],
+            {s.id: s.depends_on for s in plan.steps},
+        ),
     )
 
 

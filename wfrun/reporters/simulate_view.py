@@ -11,6 +11,7 @@ from rich.text import Text
 from wfrun.durations import format_duration
 from wfrun.output_text import shown
 from wfrun.reporters.plan_view import counted
+from wfrun.reporters.summary_view import bottleneck_text
 from wfrun.results import ms
 from wfrun.simulate import Advice, DurationSource, Simulation
 from wfrun.waits import WaitKind, WaitReason
@@ -121,6 +122,8 @@ def _limits(simulation: Simulation) -> Table:
             f"full {pool.saturation:.0%} of the time · "
             f"steps waited {format_duration(pool.wait_time)} for it",
         )
+    if simulation.bottleneck is not None:
+        grid.add_row("bottleneck", bottleneck_text(simulation.bottleneck))
     return grid
 
 
@@ -173,6 +176,7 @@ def simulation_json(simulation: Simulation, advice: Advice) -> dict[str, Any]:
             }
             for name, pool in simulation.pools.items()
         },
+        "bottleneck": simulation.bottleneck.to_dict() if simulation.bottleneck else None,
         "advice": {
             "change": None
             if advice.change is None
