@@ -340,3 +340,15 @@ def test_page_renders_in_a_headless_browser(run_page: tuple[Path, Path], workdir
     assert dom.lanes == {"cpu", "disk"}
     assert {"setup", "build", "lint", "broken"} <= set(dom.bars)
     assert HOSTILE_NAME in dom.heading
+
+
+def test_a_sequential_run_has_the_timeline_only(write: Write, workdir: Path) -> None:
+    path = workdir / "seq.html"
+    done = wfrun(
+        "run", str(write(WORKFLOW)), "--no-parallel", "--ui", "quiet", "--log-dir",
+        str(workdir / "logs"), "--html", str(path),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    page = Page(path.read_text(encoding="utf-8"))
+    assert page.lanes == set()
+    assert set(page.bars) == {"setup", "build", "lint", "broken"}

@@ -163,20 +163,19 @@ SHAPES = [
 def test_prediction_within_ten_percent_of_a_real_run(
     tmp_path: Path, shape: str, args: tuple[float, ...], jobs: int
 ) -> None:
+    """The simulator, given the step times of a real run, predicts that run's makespan: the
+    scheduling (cap, pool, dependencies, order) is what is checked, not the machine's noise
+    from one run to the next, which on a shared machine alone can exceed 10%."""
     files = write_workload(make_workload(shape, args, jobs=jobs), tmp_path / shape)
-    logs = tmp_path / "logs"
-    first = wfrun("run", str(files["yaml"]), "--ui", "quiet", "--log-dir", str(logs))
-    assert first.returncode == 0, first.stderr
+    logs, report = tmp_path / "logs", tmp_path / "report.json"
+    run = ("run", str(files["yaml"]), "--ui", "quiet", "--log-dir", str(logs))
+    done = wfrun(*run, "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    real = json.loads(report.read_text())["executionTime"]
     predicted = json.loads(
         wfrun("plan", str(files["yaml"]), "--simulate", "-f", "json", "--log-dir", str(logs)).stdout
     )
     assert {s["durationFrom"] for s in predicted["steps"].values()} == {"history"}
-    report = tmp_path / "second.json"
-    second = wfrun(
-        "run", str(files["yaml"]), "--ui", "quiet", "--log-dir", str(logs), "--report", str(report)
-    )
-    assert second.returncode == 0, second.stderr
-    real = json.loads(report.read_text())["executionTime"]
     print(f"{shape}: predicted {predicted['makespan']} ms, real {real} ms")
     assert abs(predicted["makespan"] - real) <= 0.1 * real, (predicted["makespan"], real)
     if shape == "pool":
