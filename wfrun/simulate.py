@@ -119,22 +119,7 @@ def simulate(
     plan = make_plan(
         workflow, parallel=parallel, max_concurrency=max_concurrency, durations=durations
     )
-    dispatcher = Dispatcher(plan)
-    ready = dict.fromkeys(dispatcher.initial_ready(), 0.0)
-    start: dict[str, float] = {}
-    ends: list[tuple[float, int, str]] = []
-    now = 0.0
-    while dispatcher.is_active():
-        for step_id in dispatcher.startable():
-            start[step_id] = now
-            heapq.heappush(ends, (now + durations[step_id], plan.step(step_id).index, step_id))
-        if not ends:
-            break  # nothing runs and nothing may start: cannot happen with valid limits
-        now = ends[0][0]
-        while ends and ends[0][0] <= now:  # every step ending now, before the next scan
-            _, _, step_id = heapq.heappop(ends)
-            for newly in dispatcher.finish(step_id, Completion.SUCCEEDED).ready:
-                ready[newly] = now
+    dispatcher, ready, start = _play(plan, durations)
     steps = tuple(
         SimulatedStep(sid, ready[sid], at, at + durations[sid], dispatcher.waited_for(sid))
         for sid, at in sorted(start.items(), key=lambda item: (item[1], plan.step(item[0]).index))
@@ -156,6 +141,35 @@ def simulate(
     )
 
 
+def _play(
+    plan: Plan, durations: Mapping[str, float]
+) -> tuple[Dispatcher, dict[str, float], dict[str, float]]:
+    """Drive the dispatcher on the virtual clock: when each step became ready and started."""
+    dispatcher = Dispatcher(plan)
+    ready = dict.fromkeys(dispatcher.initial_ready(), 0.0)
+    start: dict[str, float] = {}
+    ends: list[tuple[float, int, str]] = []
+    now = 0.0
+    while dispatcher.is_active():
+        for step_id in dispatcher.startable():
+            start[step_id] = now
+            heapq.heappush(ends, (now + durations[step_id], plan.step(step_id).index, step_id))
+        if not ends:
+            break  # nothing runs and nothing may start: cannot happen with valid limits
+        now = ends[0][0]
+        while ends and ends[0][0] <= now:  # every step ending now, before the next scan
+            _, _, step_id = heapq.heappop(ends)
+            for newly in dispatcher.finish(step_id, Completion.SUCCEEDED).ready:
+                ready[newly] = now
+    return dispatcher, ready, start
+
+
+def _makespan(plan: Plan, durations: Mapping[str, float]) -> float:
+    """Only the predicted makespan: what a what-if needs."""
+    _, _, start = _play(plan, durations)
+    return max((at + durations[sid] for sid, at in start.items()), default=0.0)
+
+
 def advise(simulation: Simulation) -> Advice:
     """The single change of one pool's capacity or of the cap that shortens the predicted
     makespan most, found by simulating each; ties go to the smaller change."""
@@ -171,10 +185,10 @@ def advise(simulation: Simulation) -> Advice:
             changed_workflow = replace(
                 workflow, parallel=replace(workflow.parallel, resources=resources)
             )
-        what_if = simulate(
-            changed_workflow, simulation.durations, parallel=base.parallel, max_concurrency=cap
-        )
-        tried.append((change, what_if.makespan))
+        # The graph, the priorities and the steps are the same: only the limits change.
+        what_if = replace(base, workflow=changed_workflow, max_concurrency=cap)
+        makespan = _makespan(what_if, simulation.durations)
+        tried.append((change, makespan))
     best = min(tried, key=lambda t: (t[1], abs(t[0].after - t[0].before)), default=None)
     threshold = simulation.makespan * (1 - WORTH_IT)
     if best is None or best[1] >= threshold:
