@@ -7,7 +7,10 @@ Shapes (every step runs `true` unless said otherwise):
     flat N                 N independent steps
     chain N                s0 -> s1 -> ... -> s(N-1)
     random N               seeded DAG: step i depends on 0..3 earlier steps, drawn uniformly
-    pool N                 N independent `sleep 0.01` steps, all in pool `cpu` (capacity 2)
+    pool N [SECONDS]       N independent `sleep SECONDS` steps (default 0.01), all in pool
+                           `cpu` (capacity 2)
+    diamond N SECONDS      a source, N middle steps that depend on it, a sink that depends on
+                           them all; every step `sleep SECONDS`
     stagger K SLOW FAST    chain A = K x `sleep SLOW`; chain B = K x `sleep FAST` then
                            K x `sleep SLOW`. Critical path K*(SLOW+FAST); a runner that waits
                            for each dependency level to finish needs 2*K*SLOW.
@@ -25,7 +28,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-SHAPES = ("flat", "chain", "random", "pool", "stagger")
+SHAPES = ("flat", "chain", "random", "pool", "stagger", "diamond")
 POOL = "cpu"
 
 
@@ -83,8 +86,10 @@ def build_steps(shape: str, args: tuple[float, ...], seed: int = 42) -> list[Ste
     if shape == "random":
         return [_step(i, deps) for i, deps in enumerate(random_deps(int(args[0]), seed))]
     if shape == "pool":
-        argv = ("sleep", "0.01")
+        argv = ("sleep", f"{args[1]:g}" if len(args) > 1 else "0.01")
         return [StepSpec(f"s{i}", argv, pool=True) for i in range(int(args[0]))]
+    if shape == "diamond":
+        return _diamond(int(args[0]), float(args[1]))
     if shape == "stagger":
         return _stagger(int(args[0]), float(args[1]), float(args[2]))
     raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
@@ -98,6 +103,12 @@ def _stagger(k: int, slow: float, fast: float) -> list[StepSpec]:
         for i in range(2 * k)
     ]
     return chain_a + chain_b
+
+
+def _diamond(n: int, seconds: float) -> list[StepSpec]:
+    argv = ("sleep", f"{seconds:g}")
+    middle = [_step(i, [0], argv) for i in range(1, n + 1)]
+    return [_step(0, [], argv), *middle, _step(n + 1, range(1, n + 1), argv)]
 
 
 def analyse(steps: list[StepSpec], pool_cap: int) -> dict[str, object]:

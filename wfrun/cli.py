@@ -131,6 +131,14 @@ LogDirOpt = Annotated[
         "weigh the critical path.",
     ),
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        help="Write a self-contained HTML page of the run: a timeline of steps, waits and pools.",
+    ),
+]
 AgentsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -430,6 +438,15 @@ def plan(
     log_dir: LogDirOpt = DEFAULT_LOG_DIR,
     sets: SetOpt = None,
     resume: ResumeOpt = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Predict the run on a virtual clock (durations from the newest earlier run, "
+            "else each step's estimate:, else 1s) and advise the one pool or cap change that "
+            "shortens it most.",
+        ),
+    ] = False,
 ) -> None:
     """Print the parallel groups (pools, limits, dependencies), the cap and the critical path.
 
@@ -440,7 +457,13 @@ def plan(
     from wfrun.history import previous_durations
     from wfrun.planner import make_plan
 
+    if simulate and format not in (PlanFormat.TEXT, PlanFormat.JSON):
+        _fail(f"--simulate prints text or json, not {format.value}", ExitCode.INVALID)
     workflow = _select(_load(file, agents, sets), targets)
+    if simulate:
+        earlier = previous_durations(file, log_dir, [s.id for s in workflow.steps])
+        _simulate(workflow, earlier, parallel, max_concurrency, format)
+        return
     resumed = _resume(workflow, log_dir, resume)
     planned = make_plan(
         workflow,
@@ -474,6 +497,93 @@ def plan(
 
             for line in resumed.lines():
                 typer.echo(printable(line))
+
+
+def _simulate(
+    workflow: Workflow,
+    earlier: dict[str, float] | None,
+    parallel: bool | None,
+    max_concurrency: int | None,
+    format: PlanFormat,
+) -> None:
+    from wfrun.reporters.simulate_view import simulation_json, simulation_view
+    from wfrun.simulate import advise, simulate, step_durations
+
+    durations, sources = step_durations(workflow, earlier)
+    predicted = simulate(
+        workflow, durations, parallel=parallel, max_concurrency=max_concurrency, sources=sources
+    )
+    advice = advise(predicted)
+    if format is PlanFormat.JSON:
+        typer.echo(json.dumps(simulation_json(predicted, advice), indent=2))
+    else:
+        _console().print(simulation_view(predicted, advice))
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+
+@app.command(short_help="Show a finished run again: its summary, an HTML page, a trace.")
+def report(
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            help="A run directory, a run id under --log-dir, or a report file (default: the "
+            "newest run under --log-dir).",
+            show_default=False,
+            metavar="[RUN]",
+        ),
+    ] = None,
+    log_dir: LogDirOpt = DEFAULT_LOG_DIR,
+    html: HtmlOpt = None,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace",
+            metavar="FILE",
+            help="Write the run as Chrome trace-event JSON (opens in ui.perfetto.dev).",
+        ),
+    ] = None,
+) -> None:
+    """Print a finished run's summary again, from its report.json; write its HTML page or trace."""
+    from wfrun.report_reader import (
+        ReportError,
+        find_report,
+        plan_from_report,
+        read_report,
+        result_from_report,
+    )
+
+    _check_output_file("--html", html)
+    _check_output_file("--trace", trace)
+    try:
+        doc = read_report(find_report(run, log_dir))
+    except ReportError as err:
+        _fail(str(err), ExitCode.INVALID)
+    from wfrun.reporters.plain import make_console, print_block
+    from wfrun.reporters.summary_view import summary_view
+
+    # Off a terminal, the width and colours of `run --ui plain`, so the summary reads the same.
+    console = _console() if sys.stdout.isatty() else make_console(sys.stdout, color=False)
+    print_block(console, summary_view(result_from_report(doc), plan_from_report(doc)))
+    _write_views(doc, html, trace)
+
+
+def _write_views(doc: dict[str, object], html: Path | None, trace: Path | None) -> None:
+    """The HTML page and the trace of a report, written atomically; exit 1 if one cannot be."""
+    from wfrun.report_files import write_atomic
+
+    try:
+        if html is not None:
+            from wfrun.reporters.html_page import html_page
+
+            write_atomic(html, html_page(doc).encode("utf-8"))
+        if trace is not None:
+            from wfrun.reporters.trace_events import trace_json
+
+            write_atomic(trace, trace_json(doc).encode("utf-8"))
+    except OSError as err:
+        _fail(f"cannot write {err.filename or 'file'}: {err.strerror or err}", ExitCode.FAILED)
 
 
 # ---- schema ------------------------------------------------------------------------------------
@@ -567,6 +677,7 @@ def run(
         ),
     ] = None,
     resume: ResumeOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """Run a workflow: each step starts as soon as its dependencies are done and limits allow.
 
@@ -579,6 +690,7 @@ def run(
 
     _check_output_file("--report", report)
     _check_output_file("--junit", junit)
+    _check_output_file("--html", html)
     env = _run_environment(env_file)
     workflow = _select(_load(file, agents, sets), targets)
     resumed = _resume(workflow, log_dir, resume)
@@ -619,6 +731,8 @@ def run(
     for problem in runner.reporter_errors:
         _stderr(f"wfrun: warning: the display broke and was turned off: {problem}")
     _write_extra_reports(result, report, junit)
+    if html is not None:
+        _write_views(result.to_dict(), html, None)
     if runner.report_error is not None:
         _fail(runner.report_error, ExitCode.FAILED)
     raise typer.Exit(_run_exit_code(result, runner.interrupted_by))

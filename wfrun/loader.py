@@ -328,6 +328,7 @@ def _build_step(
         index=index,
         position=source.locate(("steps", index, "id")),
         retry=_retry_policy(data["retry"]) if "retry" in data else default_retry,
+        estimate=_seconds(data.get("estimate")),
     )
 
 

@@ -149,6 +149,7 @@ class Step:
     base_id: str | None = None
     matrix: Mapping[str, MatrixValue] = field(default_factory=frozen_map)
     retry: RetryPolicy | None = None  # its own `retry:`, else the workflow's `defaults.retry`
+    estimate: float | None = None  # seconds `plan --simulate` assumes without an earlier run
 
     @property
     def max_attempts(self) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfrun.bottleneck import Bottleneck
 from wfrun.waits import WaitKind, WaitReason
 
 REPORT_SCHEMA_VERSION = 1
@@ -182,6 +183,7 @@ class PoolStats:
     busy_time: float  # unit-seconds in use
     wait_time: float  # step-seconds spent waiting on this pool
     utilization: float  # time-weighted mean units in use / capacity, 0..1
+    usage: tuple[tuple[float, int], ...] = ()  # (seconds, units in use from then on)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +192,7 @@ class PoolStats:
             "busyTime": ms(self.busy_time),
             "waitTime": ms(self.wait_time),
             "utilization": round(self.utilization, 4),
+            "usage": [[ms(at), units] for at, units in self.usage],
         }
 
 
@@ -203,6 +206,7 @@ class ParallelStats:
     critical_path_time: float  # seconds
     sequential_time: float  # seconds: the sum of every step's execution time
     speedup: float  # sequential_time / wall time
+    bottleneck: Bottleneck | None = None  # what held up the run's end most (wfrun.bottleneck)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,6 +218,7 @@ class ParallelStats:
             "criticalPathTime": ms(self.critical_path_time),
             "sequentialTime": ms(self.sequential_time),
             "speedup": round(self.speedup, 3),
+            "bottleneck": self.bottleneck.to_dict() if self.bottleneck else None,
         }
 
 

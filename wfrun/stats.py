@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from wfrun.bottleneck import Bottleneck, Span, find_bottleneck
 from wfrun.planner import Plan
 from wfrun.results import ParallelStats, PoolStats, StepResult
 
@@ -25,7 +26,9 @@ def parallel_stats(plan: Plan, results: Mapping[str, StepResult], wall: float) -
         critical_path=path,
         critical_path_time=path_time,
         sequential_time=sequential,
-        speedup=sequential / wall if wall > 0 else 0.0,
+        # Rounded as the report keeps it, so `wfrun report` shows the very same figure.
+        speedup=round(sequential / wall, 3) if wall > 0 else 0.0,
+        bottleneck=run_bottleneck(plan, results),
     )
 
 
@@ -35,6 +38,16 @@ def _spans(result: StepResult, weight: int) -> list[tuple[float, float, int]]:
     if result.attempt_results:
         return [(a.start_time, a.end_time, weight) for a in result.attempt_results]
     return [(result.start_time or 0.0, result.end_time or 0.0, weight)]
+
+
+def run_bottleneck(plan: Plan, results: Mapping[str, StepResult]) -> Bottleneck | None:
+    """The pool, cap or step limit that held up the run's end most (wfrun.bottleneck)."""
+    spans = [
+        Span(sid, r.ready_time, r.start_time, r.end_time, r.wait)
+        for sid, r in results.items()
+        if r.start_time is not None and r.end_time is not None
+    ]
+    return find_bottleneck(spans, {s.id: s.depends_on for s in plan.steps})
 
 
 def peak(intervals: Iterable[tuple[float, float, int]]) -> int:
@@ -87,5 +100,22 @@ def _pool_stats(
         peak=peak(used),
         busy_time=busy,
         wait_time=waited,
-        utilization=min(1.0, busy / (capacity * wall)) if wall > 0 else 0.0,
+        # Rounded as the report keeps it, so `wfrun report` shows the very same figure.
+        utilization=round(min(1.0, busy / (capacity * wall)), 4) if wall > 0 else 0.0,
+        usage=usage_steps(used),
     )
+
+
+def usage_steps(intervals: Iterable[tuple[float, float, int]]) -> tuple[tuple[float, int], ...]:
+    """Units in use over time as (time, level from then on), one entry per change; an end at
+    t counts before a start at t, as the dispatcher gives back before it hands out again."""
+    deltas: dict[float, int] = {}
+    for start, end, units in intervals:
+        deltas[start] = deltas.get(start, 0) + units
+        deltas[end] = deltas.get(end, 0) - units
+    level, out = 0, []
+    for at in sorted(deltas):
+        if deltas[at]:
+            level += deltas[at]
+            out.append((at, level))
+    return tuple(out)

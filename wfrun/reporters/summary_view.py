@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from wfrun.bottleneck import Bottleneck
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
@@ -257,6 +258,14 @@ def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None
     )
     if stats.critical_path:
         grid.add_row("critical path", _path_text(stats))
+    if stats.bottleneck is not None:
+        grid.add_row("bottleneck", bottleneck_text(stats.bottleneck))
+
+
+def bottleneck_text(found: Bottleneck) -> str:
+    """`pool cpu: held up the run 3.2s (4 steps waited)`."""
+    steps = counted(len(found.steps), "step")
+    return f"{shown(str(found))}: held up the run {format_duration(found.wait)} ({steps} waited)"
 
 
 def _path_text(stats: ParallelStats) -> str:
