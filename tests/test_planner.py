@@ -71,8 +71,15 @@ def test_plan_json_shape() -> None:
                 "dependsOn": [],
                 "resources": {"cpu": 2},
                 "maxConcurrency": 1,
+                "references": [],
             },
-            "b": {"parallelGroup": 1, "dependsOn": ["a"], "resources": {}, "maxConcurrency": None},
+            "b": {
+                "parallelGroup": 1,
+                "dependsOn": ["a"],
+                "resources": {},
+                "maxConcurrency": None,
+                "references": [],
+            },
         },
     }
 

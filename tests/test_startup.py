@@ -50,6 +50,8 @@ def test_validating_a_valid_file_does_not_import_jsonschema(tmp_path: Path) -> N
         "wfrun.runner",
         "wfrun.scheduler",
         "concurrent",
+        "wfrun.expressions",  # no reference, condition or matrix in the file
+        "wfrun.flow_checks",
     )
     assert unused == []
 
@@ -88,6 +90,7 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
         "wfrun.executors.agent",  # no agent step
         "rich.live",  # no live view
         "wfrun.reporters.live",
+        "wfrun.expressions",  # no step reads a reference or has a condition
     )
     assert unused == []
 

@@ -28,11 +28,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wfrun.expressions import ExpressionError, Function, calls
 from wfrun.model import Requirement, Step
 from wfrun.planner import Plan
 from wfrun.results import StepStatus
-from wfrun.templates import parse_condition
 from wfrun.waits import WaitKind, WaitReason
 
 
@@ -79,6 +77,9 @@ class _ConditionUse:
 def _condition_use(step: Step) -> _ConditionUse:
     if step.condition is None:
         return _ConditionUse(False, False)
+    from wfrun.expressions import ExpressionError, Function, calls
+    from wfrun.templates import parse_condition
+
     try:
         functions = {c.function for c in calls(parse_condition(step.condition).expression)}
     except ExpressionError:
@@ -411,6 +412,8 @@ class Dispatcher:
         """Every dependency of `step_id` has ended: judge its condition, then make it ready."""
         step = self._steps[step_id]
         if step.condition is not None and self._judge is not None:
+            from wfrun.expressions import ExpressionError
+
             ended = {d: self._ended[d] for d in step.depends_on}
             try:
                 runs = self._judge(step, Dependencies(ended))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -78,6 +77,8 @@ def fingerprint(workflow: Workflow, step: Step) -> str:
         "vars": _plain(getattr(workflow, "vars", {})),  # issue 11 adds `vars`
     }
     text = json.dumps(document, sort_keys=True, ensure_ascii=True, default=str)
+    import hashlib  # imported at the first finished step, not at start-up
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 

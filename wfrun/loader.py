@@ -27,7 +27,6 @@ from wfrun.checks import (
 )
 from wfrun.durations import parse_duration
 from wfrun.errors import Diagnostic, WorkflowError
-from wfrun.flow_checks import check_data_flow
 from wfrun.matrix import instance_id, instance_name, matrix_keys
 from wfrun.model import (
     DEFAULT_MAX_CONCURRENCY,
@@ -123,10 +122,22 @@ def _load(
             agents = {**shared, **agents}
     if data is not None:
         found += check_workflow(source, agents) + check_agents(source)
-        found += check_data_flow(source, sound_steps(source))
+        steps = sound_steps(source)
+        if _uses_data_flow(text, steps):
+            # Most files have no reference, condition or matrix: they skip the expression
+            # parser's import altogether (start-up time, issue 10).
+            from wfrun.flow_checks import check_data_flow
+
+            found += check_data_flow(source, steps)
     if found:
         return None, list(dict.fromkeys(found))  # aliases can repeat a problem: once is enough
     return _build_workflow(source, agents, file, base_dir, base_dirs), []
+
+
+def _uses_data_flow(text: str, steps: list[tuple[int, dict[str, Any]]]) -> bool:
+    """Whether the file may hold references (`${{`, or the origin's `{{`), conditions or
+    matrices: what `flow_checks` checks."""
+    return "{{" in text or any("if" in step or "matrix" in step for _, step in steps)
 
 
 def read_agents_file(path: str | os.PathLike[str]) -> AgentsFile:
@@ -239,8 +250,6 @@ def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]
     matrix step means all of its instances."""
     from dataclasses import replace
 
-    from wfrun.templates import OPEN, substitute
-
     out: list[Step] = []
     instances: dict[str, list[str]] = {}
     for step, raw in zip(steps, data, strict=True):
@@ -249,6 +258,7 @@ def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]
             out.append(step)
             continue
         from wfrun.matrix import expand
+        from wfrun.templates import OPEN, substitute
 
         for combination in expand(matrix).combinations:
             values = frozen_map(combination)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wfrun.delivery import EventDelivery
 from wfrun.dispatch import Completion, Dependencies, Dispatcher, Skip
@@ -44,11 +45,14 @@ from wfrun.executors.base import (
     StepContext,
     close_executor,
 )
-from wfrun.expressions import ExpressionError, Value
 from wfrun.journal import JournalWriter
 from wfrun.masking import Masker
-from wfrun.model import Step
+from wfrun.model import ScriptConfig, Step
 from wfrun.planner import Plan
+
+if TYPE_CHECKING:
+    from wfrun.expressions import Value
+    from wfrun.substitution import RunFacts
 from wfrun.results import (
     AttemptResult,
     RunResult,
@@ -59,15 +63,6 @@ from wfrun.results import (
 )
 from wfrun.retry import should_retry
 from wfrun.stats import parallel_stats
-from wfrun.substitution import (
-    RunFacts,
-    StepData,
-    contexts,
-    has_references,
-    holds,
-    referenced_steps,
-    resolve,
-)
 
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
@@ -248,7 +243,10 @@ class Scheduler:
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
         unresolved: str | None = None
-        if getattr(self._executor, "resolves_references", True) and has_references(step):
+        if getattr(self._executor, "resolves_references", True) and _reads_references(step):
+            from wfrun.expressions import ExpressionError
+            from wfrun.substitution import resolve
+
             try:
                 step = resolve(step, self._contexts(step))
             except ExpressionError as error:
@@ -297,6 +295,8 @@ class Scheduler:
         return self._scratch
 
     def _run_facts(self) -> RunFacts:
+        from wfrun.substitution import RunFacts
+
         if self._facts is None:
             workflow = self._plan.workflow
             self._facts = RunFacts(
@@ -308,6 +308,8 @@ class Scheduler:
         return self._facts
 
     def _contexts(self, step: Step) -> dict[str, Value]:
+        from wfrun.substitution import StepData, contexts, referenced_steps
+
         ended: dict[str, StepData] = {}
         for sid in referenced_steps(step):
             result = self._results.get(sid)
@@ -321,6 +323,8 @@ class Scheduler:
 
     def _judge(self, step: Step, dependencies: Dependencies) -> bool:
         """The dispatcher asks whether a step's `if` holds, once its dependencies ended."""
+        from wfrun.substitution import holds
+
         return holds(step, self._contexts(step), dependencies)
 
     def _work(self, context: StepContext) -> None:
@@ -574,6 +578,18 @@ class Scheduler:
 
     def _emit(self, event: Event) -> None:
         self._delivery.post(event)
+
+
+def _reads_references(step: Step) -> bool:
+    """Whether a string of the step's config holds `${{` (most steps do not: they start as
+    written, without the expression modules)."""
+    config = step.config
+    texts = [*config.env.values(), config.working_directory or ""]
+    if isinstance(config, ScriptConfig):
+        texts += [config.command, *config.args]
+    else:
+        texts += [config.prompt, *config.parameters.values()]
+    return any("${{" in text for text in texts)
 
 
 def _drain(inbox: queue.SimpleQueue[_Done | _Interrupt]) -> list[_Done | _Interrupt]:

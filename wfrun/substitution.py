@@ -87,19 +87,6 @@ def resolve(step: Step, values: Mapping[str, Value]) -> Step:
     return replace(step, config=resolved) if resolved != config else step
 
 
-def has_references(step: Step) -> bool:
-    """Whether any string of the step's config holds a reference (most do not: skip them)."""
-    config = step.config
-    texts: list[str] = [*config.env.values()]
-    if config.working_directory:
-        texts.append(config.working_directory)
-    if isinstance(config, ScriptConfig):
-        texts += [config.command, *config.args]
-    else:
-        texts += [config.prompt, *config.parameters.values()]
-    return any(OPEN in text for text in texts)
-
-
 def _text(text: str, values: Mapping[str, Value]) -> str:
     if OPEN not in text:
         return text
