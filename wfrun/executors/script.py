@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import step_environment, working_directory
-from wfrun.executors.process import ProcessRunner, ProcessSpec, StartErrorKind, process_status
-from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
+from wfrun.executors.process import (
+    ProcessRunner,
+    ProcessSpec,
+    StartErrorKind,
+    StartingRunner,
+    process_status,
+)
+from wfrun.executors.step_output import StepRun, outcome_of, run_step_process, start_step_process
 from wfrun.model import ScriptConfig
 from wfrun.results import StepOutcome, StepStatus
 
@@ -29,6 +38,19 @@ class ScriptExecutor:
             return StepOutcome(StepStatus.FAILED, reason="a script step needs a script config")
         run = run_step_process(self.runner, script_spec(context, config), context)
         return script_outcome(run, context, config)
+
+    def start(self, context: StepContext, on_done: Callable[[StepOutcome], None]) -> bool:
+        """Start the step and return at once, when the runner can (`execute` without a thread);
+        `on_done` gets the outcome on the runner's thread. False: call `execute` instead."""
+        config = context.step.config
+        if not isinstance(config, ScriptConfig) or not hasattr(self.runner, "start"):
+            return False
+        runner = cast(StartingRunner, self.runner)
+        spec = script_spec(context, config)
+        start_step_process(
+            runner, spec, context, lambda run: script_outcome(run, context, config), on_done
+        )
+        return True
 
     def close(self) -> None:
         self.runner.close()

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from wfrun.executors.base import StepContext
-from wfrun.executors.process import STDOUT, ProcessResult, ProcessRunner, ProcessSpec, StartError
+from wfrun.executors.process import (
+    STDOUT,
+    ProcessResult,
+    ProcessRunner,
+    ProcessSpec,
+    StartError,
+    StartingRunner,
+)
 from wfrun.results import StepOutcome, StepStatus
 
 TAIL_LINES = 50
@@ -194,6 +201,32 @@ def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepCont
         sink.finish()
     stdout, truncated = sink.captured()
     return StepRun(result, sink.tail(), stdout, truncated, sink.log_error)
+
+
+def start_step_process(
+    runner: StartingRunner,
+    spec: ProcessSpec,
+    context: StepContext,
+    finish: Callable[[StepRun], StepOutcome],
+    on_done: Callable[[StepOutcome], None],
+) -> None:
+    """`run_step_process` without waiting: once the process has ended, `finish` turns the run
+    into the step's outcome and `on_done` gets it, on the runner's thread. `on_done` is called
+    exactly once, whatever `finish` raises."""
+    sink = StepOutputSink(context.log_path, context.on_output, spec.capture_stdout)
+
+    def ended(result: ProcessResult) -> None:
+        outcome = StepOutcome(StepStatus.FAILED, reason="internal error: no outcome")
+        try:
+            sink.finish()
+            stdout, truncated = sink.captured()
+            outcome = finish(StepRun(result, sink.tail(), stdout, truncated, sink.log_error))
+        except Exception as exc:
+            outcome = StepOutcome(StepStatus.FAILED, reason=f"internal error: {exc!r}")
+        finally:
+            on_done(outcome)
+
+    runner.start(spec, context.cancel, sink, ended)
 
 
 def outcome_of(
