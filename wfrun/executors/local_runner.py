@@ -27,6 +27,7 @@ from wfrun.executors.supervisor import (
     DRAIN_IDLE,
     DRAIN_LIMIT,
     READ_SIZE,
+    STARTERS,
     Launch,
     OnDone,
     SupervisingLoop,
@@ -44,9 +45,16 @@ class LocalProcessRunner:
     can be used again: the next process starts a new loop.
     """
 
-    def __init__(self, guardian: Guardian | None = None, *, posix_spawn: bool = True) -> None:
+    def __init__(
+        self,
+        guardian: Guardian | None = None,
+        *,
+        posix_spawn: bool = False,
+        starters: int = STARTERS,
+    ) -> None:
         self._guardian = guardian
-        self._posix_spawn = posix_spawn
+        self._posix_spawn = posix_spawn  # measured slower here: see `spawn`'s docstring
+        self._starters = int(os.environ.get("XX_STARTERS", starters))  # XXX experiment
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._escapes: EscapeCatcher | None = None
@@ -107,5 +115,7 @@ class LocalProcessRunner:
                 assert self._guardian is not None
                 escapes = self._escapes
                 self._spawner = Spawner(self._posix_spawn)
-                self._loop = SupervisingLoop(self._spawner, self._guardian, escapes.sweep)
+                self._loop = SupervisingLoop(
+                    self._spawner, self._guardian, escapes.sweep, self._starters
+                )
             return self._loop, f"{self._tag_prefix}:{next(self._numbers)}"

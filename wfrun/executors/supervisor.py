@@ -24,6 +24,7 @@ import contextlib
 import heapq
 import itertools
 import os
+import queue
 import select
 import signal
 import threading
@@ -60,6 +61,7 @@ _OUT = select.POLLOUT | select.POLLHUP | select.POLLERR
 _STDIN, _EXIT, _WAKE = -1, -2, -3  # roles of a descriptor, beside STDOUT and STDERR
 _DEADLINE, _KILL, _DRAIN = 0, 1, 2  # timer kinds
 _LONGEST_WAIT = 86400.0  # poll() takes at most 2**31 - 1 ms; a longer wait is taken in pieces
+STARTERS = 8  # most threads spawning at once (see _Starters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,103 @@ class _Wake:
             os.close(self._write_fd)
 
 
+@dataclass(frozen=True, slots=True)
+class _Spawned:
+    """A process a starter has spawned, with wfrun's ends of its pipes."""
+
+    launch: Launch
+    child: Child
+    outputs: tuple[tuple[int, int], ...]  # (fd, STDOUT or STDERR)
+    stdin: int | None  # the write end of its stdin, when it has input
+
+
+def spawn_launch(spawner: Spawner, launch: Launch) -> _Spawned | None:
+    """Make the pipes and spawn; None when it did not start (`on_done` has been told why)."""
+    spec = launch.spec
+    if launch.cancel.cancelled:
+        _call(launch.on_done, ProcessResult(cancelled=True))
+        return None
+    theirs: list[int] = []  # the child's ends, closed here once it has them
+    ours: list[tuple[int, int]] = []
+    stdin_r = stdin_w = None
+    try:
+        out_r, out_w = os.pipe()
+        os.set_blocking(out_r, False)  # the drain reads without asking poll() first
+        ours.append((out_r, STDOUT))
+        theirs.append(out_w)
+        err_w = out_w
+        if spec.capture_stdout:
+            err_r, err_w = os.pipe()
+            os.set_blocking(err_r, False)
+            ours.append((err_r, STDERR))
+            theirs.append(err_w)
+        if spec.stdin is not None:
+            stdin_r, stdin_w = os.pipe()
+            theirs.append(stdin_r)
+            os.set_blocking(stdin_w, False)
+        env = dict(spec.env)
+        env[TAG_VARIABLE] = launch.tag
+        child = spawner.spawn(spec.argv, spec.cwd, env, stdin_r, out_w, err_w)
+    except (OSError, ValueError) as exc:
+        for fd in [fd for fd, _ in ours] + ([stdin_w] if stdin_w is not None else []):
+            os.close(fd)
+        _call(launch.on_done, ProcessResult(start_error=describe_start_error(exc, spec)))
+        return None
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    return _Spawned(launch, child, tuple(ours), stdin_w)
+
+
+class _Starters:
+    """Threads that spawn. Spawning waits for the child's exec (Popen's vfork, like every spawn
+    that reports a failed exec), about a millisecond on a busy machine; several starters overlap
+    those waits, as a thread pool of Popen does. Started as needed, up to `most`."""
+
+    def __init__(self, spawn: Callable[[Launch], None], most: int) -> None:
+        self._spawn = spawn
+        self._most = most
+        self._queue: queue.SimpleQueue[Launch | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._stopped = False
+
+    def submit(self, launch: Launch) -> None:
+        with self._lock:
+            if self._stopped:
+                _call(launch.on_done, ProcessResult(failure="the runner was closed"))
+                return
+            if self._idle == 0 and len(self._threads) < self._most:
+                thread = threading.Thread(target=self._work, name="wfrun-starter", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1  # spoken for: the next submit must not count it
+        self._queue.put(launch)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+
+    def _work(self) -> None:
+        while True:
+            launch = self._queue.get()
+            if launch is None:
+                return
+            try:
+                self._spawn(launch)
+            except BaseException as exc:  # never leave the caller waiting for an end
+                _call(launch.on_done, ProcessResult(failure=f"internal error: {exc!r}"))
+            with self._lock:
+                self._idle += 1
+
+
 class SupervisingLoop:
     """The thread that supervises every process of one runner (module docstring).
 
@@ -186,13 +285,17 @@ class SupervisingLoop:
     """
 
     def __init__(
-        self, spawner: Spawner, guardian: Guardian, sweep: Callable[[str], object]
+        self,
+        spawner: Spawner,
+        guardian: Guardian,
+        sweep: Callable[[str], object],
+        starters: int = STARTERS,
     ) -> None:
         self._spawner, self._guardian, self._sweep = spawner, guardian, sweep
         self._poller = _Poller()
         self._wake = _Wake()
         self._poller.register(self._wake.fd, select.POLLIN)
-        self._requests: deque[Launch | _Cancel | _Stop] = deque()
+        self._requests: deque[_Spawned | _Cancel | _Stop] = deque()
         self._woken = False
         self._fds: dict[int, tuple[_Job, int]] = {}
         self._jobs: set[_Job] = set()
@@ -201,21 +304,34 @@ class SupervisingLoop:
         self._timers: list[tuple[float, int, int, _Job]] = []
         self._order = itertools.count()
         self._stopping = False
+        self._starters = _Starters(self._spawn, starters) if starters else None
         self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
         self._thread.start()
 
     # ---- other threads ----------------------------------------------------------------------
 
     def start(self, launch: Launch) -> None:
-        self._post(launch)
+        if self._starters is None:
+            self._spawn(launch)
+        else:
+            self._starters.submit(launch)
 
     def stop(self) -> None:
-        """Kill what still runs, complete it, end the thread; returns when it has ended."""
+        """Kill what still runs, complete it, end the threads; returns when they have ended."""
+        if self._starters is not None:
+            self._starters.stop()  # from here on, a start fails at once
         if self._thread.is_alive():
             self._post(_Stop())
             self._thread.join()
 
-    def _post(self, request: Launch | _Cancel | _Stop) -> None:
+    def _spawn(self, launch: Launch) -> None:
+        """On a starter thread (or the caller's): spawn, then hand the process to the loop."""
+        spawned = spawn_launch(self._spawner, launch)
+        if spawned is not None:
+            self._guardian.add(spawned.child.pid)
+            self._post(spawned)
+
+    def _post(self, request: _Spawned | _Cancel | _Stop) -> None:
         self._requests.append(request)
         # One wake-up per batch: the loop clears the flag before it takes the requests.
         if not self._woken:
@@ -263,12 +379,14 @@ class SupervisingLoop:
         return min(moments) - time.monotonic() if moments else None
 
     def _take_requests(self) -> None:
-        self._woken = False
+        # Clear the descriptor before the flag: a request posted after the flag is cleared
+        # writes a fresh wake-up, one posted before is in the queue read below.
         self._wake.clear()
+        self._woken = False
         while self._requests:
             request = self._requests.popleft()
-            if isinstance(request, Launch):
-                self._launch(request)
+            if isinstance(request, _Spawned):
+                self._adopt(request)
             elif isinstance(request, _Cancel):
                 if request.job in self._jobs:
                     self._guarded(request.job, self._on_cancel, request.force)
@@ -279,61 +397,27 @@ class SupervisingLoop:
 
     # ---- starting ----------------------------------------------------------------------------
 
-    def _launch(self, launch: Launch) -> None:
-        spec = launch.spec
-        if launch.cancel.cancelled:
-            _call(launch.on_done, ProcessResult(cancelled=True))
-            return
-        if self._stopping:
-            _call(launch.on_done, ProcessResult(failure="the runner was closed"))
-            return
-        theirs: list[int] = []  # the child's ends, closed here once it has them
-        ours: list[int] = []
-        try:
-            out_r, out_w = os.pipe()
-            ours.append(out_r)
-            theirs.append(out_w)
-            err_w = out_w
-            if spec.capture_stdout:
-                err_r, err_w = os.pipe()
-                ours.append(err_r)
-                theirs.append(err_w)
-            stdin_w: int | None = None
-            stdin_r: int | None = None
-            if spec.stdin is not None:
-                stdin_r, stdin_w = os.pipe()
-                ours.append(stdin_w)
-                theirs.append(stdin_r)
-            env = dict(spec.env)
-            env[TAG_VARIABLE] = launch.tag
-            child = self._spawner.spawn(spec.argv, spec.cwd, env, stdin_r, out_w, err_w)
-        except (OSError, ValueError) as exc:
-            for fd in ours:
-                os.close(fd)
-            _call(launch.on_done, ProcessResult(start_error=describe_start_error(exc, spec)))
-            return
-        finally:
-            for fd in theirs:
-                os.close(fd)
-        self._guardian.add(child.pid)
+    def _adopt(self, spawned: _Spawned) -> None:
+        """A starter has spawned the process: supervise it from here on."""
+        launch, child = spawned.launch, spawned.child
         job = _Job(launch, child, watch_exit(child))
         self._jobs.add(job)
-        self._add_fd(job, out_r, STDOUT, _IN)
-        if spec.capture_stdout:
-            self._add_fd(job, ours[1], STDERR, _IN)
-        if stdin_w is not None:
-            os.set_blocking(stdin_w, False)
-            job.stdin_fd = stdin_w
-            self._add_fd(job, stdin_w, _STDIN, _OUT)
+        for fd, stream in spawned.outputs:
+            self._add_fd(job, fd, stream, _IN)
+        if spawned.stdin is not None:
+            job.stdin_fd = spawned.stdin
+            self._add_fd(job, spawned.stdin, _STDIN, _OUT)
         if job.watch.fd is not None:
             self._add_fd(job, job.watch.fd, _EXIT, select.POLLIN)
         else:
             if not self._polled:
                 self._next_check = time.monotonic() + CHECK_INTERVAL
             self._polled.add(job)
-        if spec.timeout is not None:
-            job.deadline = time.monotonic() + spec.timeout
+        if launch.spec.timeout is not None:
+            job.deadline = time.monotonic() + launch.spec.timeout
             self._arm(job, _DEADLINE, job.deadline)
+        if self._stopping:
+            self._signal(job, signal.SIGKILL)
         job.unregister = launch.cancel.on_cancel(lambda force: self._post(_Cancel(job, force)))
 
     def _add_fd(self, job: _Job, fd: int, role: int, mask: int) -> None:
@@ -457,9 +541,32 @@ class SupervisingLoop:
             job.kill_at = None
             self._signal(job, signal.SIGKILL)
         elif kind == _DRAIN and job.drain_until == when:
-            for fd in list(job.outputs):  # someone outside the group holds the pipe: stop here
+            self._drain_or_drop(job)
+
+    def _drain_or_drop(self, job: _Job) -> None:
+        """The pipes were quiet for DRAIN_IDLE, by the clock: but the loop may have been slow to
+        look (timers go before reads). Bytes waiting now still go to the log; only a pipe with
+        none, or one past DRAIN_LIMIT, is let go: someone outside the group holds it."""
+        past_limit = time.monotonic() >= job.drain_limit
+        for fd in list(job.outputs):
+            if past_limit:
                 self._drop_fd(fd)
-            self._maybe_finish(job)
+                continue
+            try:
+                data = os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                self._drop_fd(fd)
+                continue
+            except OSError:
+                data = b""
+            if data:
+                job.launch.sink.feed(job.outputs[fd], data)
+            else:
+                self._drop_fd(fd)
+        if job.outputs:
+            job.drain_until = min(time.monotonic() + DRAIN_IDLE, job.drain_limit)
+            self._arm(job, _DRAIN, job.drain_until)
+        self._maybe_finish(job)
 
     def _maybe_finish(self, job: _Job) -> None:
         if job.exited and not job.outputs and job in self._jobs:
@@ -498,10 +605,6 @@ class SupervisingLoop:
         for job in list(self._jobs):  # only if the loop itself broke: still end every process
             self._signal(job, signal.SIGKILL)
             self._finish(job, failure="internal error: the supervising loop stopped")
-        while self._requests:
-            request = self._requests.popleft()
-            if isinstance(request, Launch):
-                _call(request.on_done, ProcessResult(failure="the runner was closed"))
         self._poller.close()
         self._wake.close()
 
