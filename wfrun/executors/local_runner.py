@@ -54,7 +54,7 @@ class LocalProcessRunner:
     ) -> None:
         self._guardian = guardian
         self._posix_spawn = posix_spawn  # measured slower here: see `spawn`'s docstring
-        self._starters = int(os.environ.get("XX_STARTERS", starters))  # XXX experiment
+        self._starters = starters
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._escapes: EscapeCatcher | None = None
