@@ -305,19 +305,33 @@ class SupervisingLoop:
         self._order = itertools.count()
         self._stopping = False
         self._starters = _Starters(self._spawn, starters) if starters else None
+        self._count_lock = threading.Lock()
+        self._busy = 0  # processes started and not yet finished, spawning ones included
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
         self._thread.start()
 
     # ---- other threads ----------------------------------------------------------------------
 
     def start(self, launch: Launch) -> None:
-        if self._starters is None:
+        with self._count_lock:
+            if self._closed:
+                _call(launch.on_done, ProcessResult(failure="the runner was closed"))
+                return
+            idle = self._busy == 0
+            self._busy += 1
+        # With nothing else running or starting (a chain of steps), the caller spawns itself:
+        # it has nothing else to do meanwhile, and a hand-off to a starter would only add a
+        # thread's wake-up to every step.
+        if self._starters is None or idle:
             self._spawn(launch)
         else:
             self._starters.submit(launch)
 
     def stop(self) -> None:
         """Kill what still runs, complete it, end the threads; returns when they have ended."""
+        with self._count_lock:
+            self._closed = True
         if self._starters is not None:
             self._starters.stop()  # from here on, a start fails at once
         if self._thread.is_alive():
@@ -327,9 +341,15 @@ class SupervisingLoop:
     def _spawn(self, launch: Launch) -> None:
         """On a starter thread (or the caller's): spawn, then hand the process to the loop."""
         spawned = spawn_launch(self._spawner, launch)
-        if spawned is not None:
+        if spawned is None:
+            self._done_with_one()
+        else:
             self._guardian.add(spawned.child.pid)
             self._post(spawned)
+
+    def _done_with_one(self) -> None:
+        with self._count_lock:
+            self._busy -= 1
 
     def _post(self, request: _Spawned | _Cancel | _Stop) -> None:
         self._requests.append(request)
@@ -573,6 +593,7 @@ class SupervisingLoop:
             self._finish(job)
 
     def _finish(self, job: _Job, failure: str | None = None) -> None:
+        self._done_with_one()
         self._jobs.discard(job)
         self._polled.discard(job)
         if failure is not None:  # cut short: it may still hold descriptors
