@@ -216,3 +216,47 @@ def test_the_scheduler_runs_script_steps_without_a_thread_per_step(
     assert all(r.status is StepStatus.SUCCEEDED for r in result.step_results.values())
     assert "wfrun-supervisor" in threads_seen
     assert not any(name.startswith("wfrun-step") for name in threads_seen)
+
+
+def _children_of_thread(native_id: int) -> set[int]:
+    path = Path(f"/proc/{os.getpid()}/task/{native_id}/children")
+    return {int(pid) for pid in path.read_text().split()}
+
+
+def _pid_from(sink: Collect) -> int:
+    deadline = time.monotonic() + WAIT
+    while b"\n" not in sink.data:
+        assert time.monotonic() < deadline, "the step never printed its pid"
+        time.sleep(0.01)
+    return int(bytes(sink.data).split()[0])
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="needs /proc's per-thread children"
+)
+def test_the_caller_spawns_when_nothing_runs_and_starter_threads_otherwise(
+    runner: LocalProcessRunner, tmp_path: Path
+) -> None:
+    first, first_token = start(runner, sh("echo $$; exec sleep 30"), tmp_path)
+    first_pid = _pid_from(first)
+    assert first_pid in _children_of_thread(threading.get_native_id())
+    second, second_token = start(runner, sh("echo $$; exec sleep 30"), tmp_path)
+    second_pid = _pid_from(second)
+    assert second_pid not in _children_of_thread(threading.get_native_id())
+    starters = [t for t in threading.enumerate() if t.name == "wfrun-starter"]
+    assert any(second_pid in _children_of_thread(t.native_id or 0) for t in starters)
+    for token in (first_token, second_token):
+        token.cancel("done", force=True)
+    first.wait(), second.wait()
+
+
+def test_at_most_eight_starter_threads_however_many_start_at_once(
+    runner: LocalProcessRunner, tmp_path: Path
+) -> None:
+    steps = [start(runner, ["sleep", "0.5"], tmp_path) for _ in range(40)]
+    seen = 0
+    while not all(sink.ended.is_set() for sink, _ in steps):
+        seen = max(seen, sum(t.name == "wfrun-starter" for t in threading.enumerate()))
+        time.sleep(0.005)
+    assert 1 <= seen <= 8
+    assert all(sink.wait().returncode == 0 for sink, _ in steps)
