@@ -106,7 +106,7 @@ class LocalProcessRunner:
             if self._pid != os.getpid():  # a forked child has none of its parent's threads
                 self._loop = self._escapes = None
                 self._pid = os.getpid()
-            if self._loop is None:
+            if self._loop is None or not self._loop.alive:  # first use, or after a crash
                 if self._escapes is None:
                     self._escapes = EscapeCatcher()
                     guardian = self._guardian or shared_guardian()

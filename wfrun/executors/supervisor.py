@@ -306,32 +306,48 @@ class SupervisingLoop:
         self._stopping = False
         self._starters = _Starters(self._spawn, starters) if starters else None
         self._count_lock = threading.Lock()
+        self._count_changed = threading.Condition(self._count_lock)
         self._busy = 0  # processes started and not yet finished, spawning ones included
+        self._spawning = 0  # callers spawning on their own thread at this moment
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
         self._thread.start()
 
     # ---- other threads ----------------------------------------------------------------------
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
     def start(self, launch: Launch) -> None:
         with self._count_lock:
-            if self._closed:
+            if self._closed or not self._thread.is_alive():
                 _call(launch.on_done, ProcessResult(failure="the runner was closed"))
                 return
             idle = self._busy == 0
             self._busy += 1
+            inline = self._starters is None or idle
+            self._spawning += inline
         # With nothing else running or starting (a chain of steps), the caller spawns itself:
         # it has nothing else to do meanwhile, and a hand-off to a starter would only add a
         # thread's wake-up to every step.
-        if self._starters is None or idle:
-            self._spawn(launch)
-        else:
+        if not inline:
+            assert self._starters is not None
             self._starters.submit(launch)
+            return
+        try:
+            self._spawn(launch)
+        finally:
+            with self._count_lock:
+                self._spawning -= 1
+                self._count_changed.notify_all()
 
     def stop(self) -> None:
         """Kill what still runs, complete it, end the threads; returns when they have ended."""
         with self._count_lock:
             self._closed = True
+            # A caller spawning right now posts its process before the loop is told to stop.
+            self._count_changed.wait_for(lambda: self._spawning == 0)
         if self._starters is not None:
             self._starters.stop()  # from here on, a start fails at once
         if self._thread.is_alive():
