@@ -232,7 +232,8 @@ def _pid_from(sink: Collect) -> int:
 
 
 @pytest.mark.skipif(
-    not Path("/proc/self/task").is_dir(), reason="needs /proc's per-thread children"
+    not Path(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/children").exists(),
+    reason="needs /proc's per-thread children lists (Linux)",
 )
 def test_the_caller_spawns_when_nothing_runs_and_starter_threads_otherwise(
     runner: LocalProcessRunner, tmp_path: Path
