@@ -6,10 +6,15 @@ which carries control only (step ends and interrupts), so the dispatcher needs n
 nothing a step prints can delay a decision. Output goes to a bounded per-step buffer and events
 to a delivery thread (`wfrun.delivery`); the loop never waits on a display. The workflow deadline
 is a clock check in every turn of the loop.
+
+An executor that can start a step and call back when it ends (`start_executor`; the local
+runner's single supervising thread) gets no worker thread for it: its end is posted to the same
+inbox.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import queue
@@ -44,6 +49,7 @@ from wfrun.executors.base import (
     Executor,
     StepContext,
     close_executor,
+    start_executor,
 )
 from wfrun.journal import JournalWriter
 from wfrun.masking import Masker
@@ -179,6 +185,7 @@ class Scheduler:
             for token in self._tokens.values():
                 token.cancel("run aborted", force=True)
             pool.shutdown(wait=True)
+            # Ends the steps the executor started itself, which post their ends to the inbox.
             close_executor(self._executor)
             for message in _drain(self._inbox):  # ends posted after the loop stopped
                 if isinstance(message, _Done) and message.step_id in self._tokens:
@@ -282,7 +289,14 @@ class Scheduler:
             failed = StepOutcome(StepStatus.FAILED, reason=unresolved, not_startable=True)
             self._inbox.put(_Done(step_id, failed, at))
             return
-        pool.submit(self._work, context)
+        # The executor starts it and calls back when it ends (the local runner's one supervising
+        # thread); only an executor that cannot gets a worker thread for the step.
+        if not start_executor(self._executor, context, functools.partial(self._ended, step_id)):
+            pool.submit(self._work, context)
+
+    def _ended(self, step_id: str, outcome: StepOutcome) -> None:
+        """A step started with `start_executor` has ended: post it (on the executor's thread)."""
+        self._inbox.put(_Done(step_id, outcome, self.now()))
 
     # ---- data between steps (SPEC §10) -----------------------------------------------------------
 

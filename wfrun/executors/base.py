@@ -84,10 +84,22 @@ class Executor(Protocol):
     """Runs one step to its end and reports how it went; never raises for a failing step.
 
     An executor may also have `close()`, called once when the run is over (after every step
-    ended, also after an error): the place to end whatever it still supervises.
+    ended, also after an error): the place to end whatever it still supervises; and
+    `start(context, on_done) -> bool`, which starts a step and returns at once
+    (`start_executor`).
     """
 
     def execute(self, context: StepContext) -> StepOutcome: ...
+
+
+def start_executor(
+    executor: object, context: StepContext, on_done: Callable[[StepOutcome], None]
+) -> bool:
+    """Start the step without waiting, if the executor has `start(context, on_done) -> bool`
+    and accepts this step: `on_done` then gets the outcome once, from whichever thread ends the
+    step. False: the caller must run `execute(context)` itself."""
+    start = getattr(executor, "start", None)
+    return start is not None and bool(start(context, on_done))
 
 
 def close_executor(executor: object) -> None:

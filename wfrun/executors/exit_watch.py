@@ -10,7 +10,7 @@ can never reach an unrelated group. The watchers are therefore tried from best t
 4. `Popen.poll()`: reaps. The group is killed right after, but in the microseconds between the
    two its id could in theory be taken by a new session leader; this is the last resort.
 
-Watchers 2-4 are checked every CHECK_INTERVAL by the pump.
+Watchers 2-4 are checked every CHECK_INTERVAL by the supervising loop.
 """
 
 from __future__ import annotations
@@ -18,10 +18,18 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import subprocess
 from typing import Protocol
 
 CHECK_INTERVAL = 0.05
+
+
+class Watched(Protocol):
+    """A started process: `subprocess.Popen` or `spawn.Child`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
 
 
 class ExitWatch(Protocol):
@@ -91,7 +99,7 @@ class _WaitidWatch(_PollingWatch):
 
 
 class _ReapingWatch(_PollingWatch):
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: Watched) -> None:
         self._proc = proc
 
     def has_exited(self) -> bool:
@@ -101,7 +109,7 @@ class _ReapingWatch(_PollingWatch):
         pass
 
 
-def watch_exit(proc: subprocess.Popen[bytes]) -> ExitWatch:
+def watch_exit(proc: Watched) -> ExitWatch:
     """The best watcher this platform offers for `proc`'s exit (see the module's docstring)."""
     pidfd_open = getattr(os, "pidfd_open", None)
     if pidfd_open is not None:

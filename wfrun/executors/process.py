@@ -8,14 +8,15 @@ caller turns them into a log, a tail, an agent's reply (`wfrun.executors.step_ou
 
 The local runner (`wfrun.executors.local_runner`) supervises on this machine; another runner can
 supervise elsewhere (a Dask worker) and ship the bytes back. Script and agent executors are
-given a runner and never know which one they have.
+given a runner and never know which one they have. A runner that can also `start` a process
+and call back when it ends (`StartingRunner`) lets the scheduler run steps without a thread each.
 """
 
 from __future__ import annotations
 
 import enum
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -97,6 +98,21 @@ class ProcessRunner(Protocol):
 
     def close(self) -> None:
         """The run is over: end whatever this runner still supervises or keeps open."""
+        ...
+
+
+ProcessEnd = Callable[[ProcessResult], None]
+
+
+class StartingRunner(ProcessRunner, Protocol):
+    """A runner that can also start a process and return at once (the local runner): the
+    scheduler then needs no thread per running step."""
+
+    def start(
+        self, spec: ProcessSpec, cancel: CancelToken, sink: OutputSink, on_done: ProcessEnd
+    ) -> None:
+        """Start the process; `on_done(result)` is called, on the runner's own thread, when it
+        has ended (at once if it could not start). `sink` is fed on that thread too."""
         ...
 
 

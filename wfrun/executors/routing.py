@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from wfrun.executors.base import Executor, StepContext, close_executor
+from wfrun.executors.base import Executor, StepContext, close_executor, start_executor
 from wfrun.executors.process import ProcessRunner
 from wfrun.executors.script import ScriptExecutor
 from wfrun.model import StepType
@@ -23,6 +23,11 @@ class TypedExecutor:
             reason = f"no executor for steps of type {context.step.type.value!r}"
             return StepOutcome(StepStatus.FAILED, reason=reason)
         return executor.execute(context)
+
+    def start(self, context: StepContext, on_done: Callable[[StepOutcome], None]) -> bool:
+        """Start the step without a thread if its type's executor can (see `start_executor`)."""
+        executor = self.executors.get(context.step.type)
+        return executor is not None and start_executor(executor, context, on_done)
 
     def close(self) -> None:
         for executor in self.executors.values():

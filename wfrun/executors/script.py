@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import (
@@ -11,8 +13,14 @@ from wfrun.executors.environment import (
     with_outputs,
     working_directory,
 )
-from wfrun.executors.process import ProcessRunner, ProcessSpec, StartErrorKind, process_status
-from wfrun.executors.step_output import StepRun, outcome_of, run_step_process
+from wfrun.executors.process import (
+    ProcessRunner,
+    ProcessSpec,
+    StartErrorKind,
+    StartingRunner,
+    process_status,
+)
+from wfrun.executors.step_output import StepRun, outcome_of, run_step_process, start_step_process
 from wfrun.model import ScriptConfig
 from wfrun.results import StepOutcome, StepStatus
 
@@ -40,6 +48,26 @@ class ScriptExecutor:
             return StepOutcome(StepStatus.FAILED, reason=f"cannot create its outputs file: {exc}")
         run = run_step_process(self.runner, script_spec(context, config, output_file), context)
         return with_outputs(script_outcome(run, context, config), output_file, context)
+
+    def start(self, context: StepContext, on_done: Callable[[StepOutcome], None]) -> bool:
+        """Start the step and return at once, when the runner can (`execute` without a thread);
+        `on_done` gets the outcome on the runner's thread. False: call `execute` instead."""
+        config = context.step.config
+        if not isinstance(config, ScriptConfig) or not hasattr(self.runner, "start"):
+            return False
+        runner = cast(StartingRunner, self.runner)
+        try:
+            output_file = new_output_file(context)
+        except OSError as exc:
+            on_done(StepOutcome(StepStatus.FAILED, reason=f"cannot create its outputs file: {exc}"))
+            return True
+        spec = script_spec(context, config, output_file)
+
+        def finish(run: StepRun) -> StepOutcome:
+            return with_outputs(script_outcome(run, context, config), output_file, context)
+
+        start_step_process(runner, spec, context, finish, on_done)
+        return True
 
     def close(self) -> None:
         self.runner.close()

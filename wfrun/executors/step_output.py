@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from wfrun.executors.base import StepContext
-from wfrun.executors.process import STDOUT, ProcessResult, ProcessRunner, ProcessSpec, StartError
+from wfrun.executors.process import (
+    STDOUT,
+    ProcessResult,
+    ProcessRunner,
+    ProcessSpec,
+    StartError,
+    StartingRunner,
+)
 from wfrun.masking import Masker, StreamMasker
 from wfrun.results import StepOutcome, StepStatus
 
@@ -221,10 +228,11 @@ class StepRun:
         return self.process.signal
 
 
-def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepContext) -> StepRun:
-    """Run a step's process with `runner`, keeping its log, tail and capture on this side."""
+def step_sink(spec: ProcessSpec, context: StepContext) -> StepOutputSink:
+    """The sink of one attempt: its log (appended to after the first attempt, each after a
+    header), the display lines, the capture, with the run's secrets masked in all of them."""
     attempts = context.step.max_attempts
-    sink = StepOutputSink(
+    return StepOutputSink(
         context.log_path,
         context.on_output,
         spec.capture_stdout,
@@ -232,12 +240,43 @@ def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepCont
         header=attempt_header(context.attempt, attempts) if attempts > 1 else b"",
         append=context.attempt > 1,
     )
+
+
+def run_step_process(runner: ProcessRunner, spec: ProcessSpec, context: StepContext) -> StepRun:
+    """Run a step's process with `runner`, keeping its log, tail and capture on this side."""
+    sink = step_sink(spec, context)
     try:
         result = runner.run(spec, context.cancel, sink)
     finally:
         sink.finish()
     stdout, truncated = sink.captured()
     return StepRun(result, sink.tail(), stdout, truncated, sink.log_error)
+
+
+def start_step_process(
+    runner: StartingRunner,
+    spec: ProcessSpec,
+    context: StepContext,
+    finish: Callable[[StepRun], StepOutcome],
+    on_done: Callable[[StepOutcome], None],
+) -> None:
+    """`run_step_process` without waiting: once the process has ended, `finish` turns the run
+    into the step's outcome and `on_done` gets it, on the runner's thread. `on_done` is called
+    exactly once, whatever `finish` raises."""
+    sink = step_sink(spec, context)
+
+    def ended(result: ProcessResult) -> None:
+        outcome = StepOutcome(StepStatus.FAILED, reason="internal error: no outcome")
+        try:
+            sink.finish()
+            stdout, truncated = sink.captured()
+            outcome = finish(StepRun(result, sink.tail(), stdout, truncated, sink.log_error))
+        except Exception as exc:
+            outcome = StepOutcome(StepStatus.FAILED, reason=f"internal error: {exc!r}")
+        finally:
+            on_done(outcome)
+
+    runner.start(spec, context.cancel, sink, ended)
 
 
 def outcome_of(
