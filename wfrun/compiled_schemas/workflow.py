@@ -20,28 +20,28 @@ NoneType = type(None)
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'http://json-schema.org/draft-07/schema#', '$id': 'https://wfrun.dev/schemas/workflow.schema.json', 'type': 'object', 'additionalProperties': False, 'required': ['steps'], 'patternProperties': {'^x-': {}}, 'properties': {'name': {'type': 'string'}, 'version': {'type': 'string'}, 'description': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'metadata': {'type': 'object'}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resources': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}}}}, 'agents': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agent'}}, 'vars': {'type': 'object', 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'additionalProperties': {'type': 'string'}}, 'secrets': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}}, 'defaults': {'type': 'object', 'additionalProperties': False, 'properties': {'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}}}, 'steps': {'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}}, 'parallel': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepParallel'}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/retry'}, 'estimate': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agentConfig'}}}, 'else': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/scriptConfig'}}}}}}, 'definitions': {'duration': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stringMap': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stepId': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'units': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'workflowParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resources': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}}}, 'agents': {'type': 'object', 'additionalProperties': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}, 'agent': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'step': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'backoff': {'type': 'number'}, 'maxDelay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'stepParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'scriptConfig': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'agentConfig': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['steps']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'http://json-schema.org/draft-07/schema#', '$id': 'https://wfrun.dev/schemas/workflow.schema.json', 'type': 'object', 'additionalProperties': False, 'required': ['steps'], 'patternProperties': {'^x-': {}}, 'properties': {'name': {'type': 'string'}, 'version': {'type': 'string'}, 'description': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'metadata': {'type': 'object'}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resources': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}}}}, 'agents': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agent'}}, 'vars': {'type': 'object', 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'additionalProperties': {'type': 'string'}}, 'secrets': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}}, 'defaults': {'type': 'object', 'additionalProperties': False, 'properties': {'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}}}, 'steps': {'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}}, 'parallel': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepParallel'}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/retry'}, 'estimate': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agentConfig'}}}, 'else': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/scriptConfig'}}}}}}, 'definitions': {'duration': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stringMap': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stepId': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'units': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'workflowParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resources': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}}}, 'agents': {'type': 'object', 'additionalProperties': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}, 'agent': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'step': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'backoff': {'type': 'number'}, 'maxDelay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'stepParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'scriptConfig': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'agentConfig': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}}}, rule='required')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
         data_keys = set(data.keys())
         if "name" in data_keys:
             data_keys.remove("name")
             data__name = data["name"]
             if not isinstance(data__name, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be string", value=data__name, name="" + (name_prefix or "data") + ".name", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be string", value=data__name, name="" + (name_prefix or "data") + ".name", definition=None, rule='type')
         if "version" in data_keys:
             data_keys.remove("version")
             data__version = data["version"]
             if not isinstance(data__version, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".version must be string", value=data__version, name="" + (name_prefix or "data") + ".version", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".version must be string", value=data__version, name="" + (name_prefix or "data") + ".version", definition=None, rule='type')
         if "description" in data_keys:
             data_keys.remove("description")
             data__description = data["description"]
             if not isinstance(data__description, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string", value=data__description, name="" + (name_prefix or "data") + ".description", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".description must be string", value=data__description, name="" + (name_prefix or "data") + ".description", definition=None, rule='type')
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
@@ -54,7 +54,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
             data_keys.remove("metadata")
             data__metadata = data["metadata"]
             if not isinstance(data__metadata, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".metadata must be object", value=data__metadata, name="" + (name_prefix or "data") + ".metadata", definition={'type': 'object'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".metadata must be object", value=data__metadata, name="" + (name_prefix or "data") + ".metadata", definition=None, rule='type')
         if "parallel" in data_keys:
             data_keys.remove("parallel")
             data__parallel = data["parallel"]
@@ -67,7 +67,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
             data_keys.remove("vars")
             data__vars = data["vars"]
             if not isinstance(data__vars, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must be object", value=data__vars, name="" + (name_prefix or "data") + ".vars", definition={'type': 'object', 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'additionalProperties': {'type': 'string'}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must be object", value=data__vars, name="" + (name_prefix or "data") + ".vars", definition=None, rule='type')
             data__vars_is_dict = isinstance(data__vars, dict)
             if data__vars_is_dict:
                 data__vars_keys = set(data__vars.keys())
@@ -75,7 +75,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
                     if data__vars_key not in []:
                         data__vars_value = data__vars.get(data__vars_key)
                         if not isinstance(data__vars_value, (str)):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars.{data__vars_key}".format(**locals()) + " must be string", value=data__vars_value, name="" + (name_prefix or "data") + ".vars.{data__vars_key}".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars.{data__vars_key}".format(**locals()) + " must be string", value=data__vars_value, name="" + (name_prefix or "data") + ".vars.{data__vars_key}".format(**locals()) + "", definition=None, rule='type')
                 data__vars_len = len(data__vars)
                 if data__vars_len != 0:
                     data__vars_property_names = True
@@ -83,33 +83,33 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
                         try:
                             if isinstance(data__vars_key, str):
                                 if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data__vars_key):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$", value=data__vars_key, name="" + (name_prefix or "data") + ".vars", definition={'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, rule='pattern')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$", value=data__vars_key, name="" + (name_prefix or "data") + ".vars", definition=None, rule='pattern')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__vars_property_names = False
                     if not data__vars_property_names:
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must be named by propertyName definition", value=data__vars, name="" + (name_prefix or "data") + ".vars", definition={'type': 'object', 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'additionalProperties': {'type': 'string'}}, rule='propertyNames')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".vars must be named by propertyName definition", value=data__vars, name="" + (name_prefix or "data") + ".vars", definition=None, rule='propertyNames')
         if "secrets" in data_keys:
             data_keys.remove("secrets")
             data__secrets = data["secrets"]
             if not isinstance(data__secrets, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must be array", value=data__secrets, name="" + (name_prefix or "data") + ".secrets", definition={'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must be array", value=data__secrets, name="" + (name_prefix or "data") + ".secrets", definition=None, rule='type')
             data__secrets_is_list = isinstance(data__secrets, (list, tuple))
             if data__secrets_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 data__secrets_len = len(data__secrets)
                 if data__secrets_len > len(set(fn(data__secrets_x) for data__secrets_x in data__secrets)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must contain unique items", value=data__secrets, name="" + (name_prefix or "data") + ".secrets", definition={'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}}, rule='uniqueItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets must contain unique items", value=data__secrets, name="" + (name_prefix or "data") + ".secrets", definition=None, rule='uniqueItems')
                 for data__secrets_x, data__secrets_item in enumerate(data__secrets):
                     if not isinstance(data__secrets_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + " must be string", value=data__secrets_item, name="" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + " must be string", value=data__secrets_item, name="" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + "", definition=None, rule='type')
                     if isinstance(data__secrets_item, str):
                         if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]*$'].search(data__secrets_item):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$", value=data__secrets_item, name="" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}, rule='pattern')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + " must match pattern ^[A-Za-z_][A-Za-z0-9_]*$", value=data__secrets_item, name="" + (name_prefix or "data") + ".secrets[{data__secrets_x}]".format(**locals()) + "", definition=None, rule='pattern')
         if "defaults" in data_keys:
             data_keys.remove("defaults")
             data__defaults = data["defaults"]
             if not isinstance(data__defaults, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".defaults must be object", value=data__defaults, name="" + (name_prefix or "data") + ".defaults", definition={'type': 'object', 'additionalProperties': False, 'properties': {'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".defaults must be object", value=data__defaults, name="" + (name_prefix or "data") + ".defaults", definition=None, rule='type')
             data__defaults_is_dict = isinstance(data__defaults, dict)
             if data__defaults_is_dict:
                 data__defaults_keys = set(data__defaults.keys())
@@ -118,17 +118,17 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
                     data__defaults__retry = data__defaults["retry"]
                     validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_retry(data__defaults__retry, custom_formats, (name_prefix or "data") + ".defaults.retry")
                 if data__defaults_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".defaults must not contain "+str(data__defaults_keys)+" properties", value=data__defaults, name="" + (name_prefix or "data") + ".defaults", definition={'type': 'object', 'additionalProperties': False, 'properties': {'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}}}, rule='additionalProperties')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".defaults must not contain "+str(data__defaults_keys)+" properties", value=data__defaults, name="" + (name_prefix or "data") + ".defaults", definition=None, rule='additionalProperties')
         if "steps" in data_keys:
             data_keys.remove("steps")
             data__steps = data["steps"]
             if not isinstance(data__steps, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must be array", value=data__steps, name="" + (name_prefix or "data") + ".steps", definition={'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}}, 'parallel': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepParallel'}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/retry'}, 'estimate': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agentConfig'}}}, 'else': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/scriptConfig'}}}}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must be array", value=data__steps, name="" + (name_prefix or "data") + ".steps", definition=None, rule='type')
             data__steps_is_list = isinstance(data__steps, (list, tuple))
             if data__steps_is_list:
                 data__steps_len = len(data__steps)
                 if data__steps_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items", value=data__steps, name="" + (name_prefix or "data") + ".steps", definition={'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}}, 'parallel': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepParallel'}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/retry'}, 'estimate': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agentConfig'}}}, 'else': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/scriptConfig'}}}}}, rule='minItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".steps must contain at least 1 items", value=data__steps, name="" + (name_prefix or "data") + ".steps", definition=None, rule='minItems')
                 for data__steps_x, data__steps_item in enumerate(data__steps):
                     validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(data__steps_item, custom_formats, (name_prefix or "data") + ".steps[{data__steps_x}]".format(**locals()))
         for data_key, data_val in data.items():
@@ -136,17 +136,17 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json(data, custom_formats
                 if data_key in data_keys:
                     data_keys.remove(data_key)
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'http://json-schema.org/draft-07/schema#', '$id': 'https://wfrun.dev/schemas/workflow.schema.json', 'type': 'object', 'additionalProperties': False, 'required': ['steps'], 'patternProperties': {'^x-': {}}, 'properties': {'name': {'type': 'string'}, 'version': {'type': 'string'}, 'description': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'metadata': {'type': 'object'}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resources': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}}}}, 'agents': {'type': 'object', 'additionalProperties': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agent'}}, 'vars': {'type': 'object', 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'additionalProperties': {'type': 'string'}}, 'secrets': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z_][A-Za-z0-9_]*$'}}, 'defaults': {'type': 'object', 'additionalProperties': False, 'properties': {'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}}}, 'steps': {'type': 'array', 'minItems': 1, 'items': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepId'}}, 'parallel': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stepParallel'}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/retry'}, 'estimate': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/agentConfig'}}}, 'else': {'properties': {'config': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/scriptConfig'}}}}}}, 'definitions': {'duration': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stringMap': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'stepId': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'units': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'workflowParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resources': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}}}, 'agents': {'type': 'object', 'additionalProperties': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}, 'agent': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'step': {'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'backoff': {'type': 'number'}, 'maxDelay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'stepParallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'scriptConfig': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, 'agentConfig': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['id', 'config']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, rule='required')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
         data_keys = set(data.keys())
         if "id" in data_keys:
             data_keys.remove("id")
@@ -156,28 +156,28 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(da
             data_keys.remove("name")
             data__name = data["name"]
             if not isinstance(data__name, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be string", value=data__name, name="" + (name_prefix or "data") + ".name", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".name must be string", value=data__name, name="" + (name_prefix or "data") + ".name", definition=None, rule='type')
         if "type" in data_keys:
             data_keys.remove("type")
             data__type = data["type"]
             if not (isinstance(data__type, str) and data__type == 'script' or isinstance(data__type, str) and data__type == 'agent'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".type must be one of ['script', 'agent']", value=data__type, name="" + (name_prefix or "data") + ".type", definition={'enum': ['script', 'agent']}, rule='enum')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".type must be one of ['script', 'agent']", value=data__type, name="" + (name_prefix or "data") + ".type", definition=None, rule='enum')
         if "config" in data_keys:
             data_keys.remove("config")
             data__config = data["config"]
             if not isinstance(data__config, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".config must be object", value=data__config, name="" + (name_prefix or "data") + ".config", definition={'type': 'object'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".config must be object", value=data__config, name="" + (name_prefix or "data") + ".config", definition=None, rule='type')
         if "dependsOn" in data_keys:
             data_keys.remove("dependsOn")
             data__dependsOn = data["dependsOn"]
             if not isinstance(data__dependsOn, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".dependsOn must be array", value=data__dependsOn, name="" + (name_prefix or "data") + ".dependsOn", definition={'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".dependsOn must be array", value=data__dependsOn, name="" + (name_prefix or "data") + ".dependsOn", definition=None, rule='type')
             data__dependsOn_is_list = isinstance(data__dependsOn, (list, tuple))
             if data__dependsOn_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 data__dependsOn_len = len(data__dependsOn)
                 if data__dependsOn_len > len(set(fn(data__dependsOn_x) for data__dependsOn_x in data__dependsOn)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".dependsOn must contain unique items", value=data__dependsOn, name="" + (name_prefix or "data") + ".dependsOn", definition={'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, rule='uniqueItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".dependsOn must contain unique items", value=data__dependsOn, name="" + (name_prefix or "data") + ".dependsOn", definition=None, rule='uniqueItems')
                 for data__dependsOn_x, data__dependsOn_item in enumerate(data__dependsOn):
                     validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_stepid(data__dependsOn_item, custom_formats, (name_prefix or "data") + ".dependsOn[{data__dependsOn_x}]".format(**locals()))
         if "parallel" in data_keys:
@@ -188,69 +188,69 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(da
             data_keys.remove("if")
             data__if = data["if"]
             if not isinstance(data__if, (str, bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be string or boolean", value=data__if, name="" + (name_prefix or "data") + ".if", definition={'type': ['string', 'boolean']}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".if must be string or boolean", value=data__if, name="" + (name_prefix or "data") + ".if", definition=None, rule='type')
         if "matrix" in data_keys:
             data_keys.remove("matrix")
             data__matrix = data["matrix"]
             if not isinstance(data__matrix, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be object", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition={'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be object", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition=None, rule='type')
             data__matrix_is_dict = isinstance(data__matrix, dict)
             if data__matrix_is_dict:
                 data__matrix_len = len(data__matrix)
                 if data__matrix_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must contain at least 1 properties", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition={'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, rule='minProperties')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must contain at least 1 properties", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition=None, rule='minProperties')
                 data__matrix_keys = set(data__matrix.keys())
                 if "exclude" in data__matrix_keys:
                     data__matrix_keys.remove("exclude")
                     data__matrix__exclude = data__matrix["exclude"]
                     if not isinstance(data__matrix__exclude, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude must be array", value=data__matrix__exclude, name="" + (name_prefix or "data") + ".matrix.exclude", definition={'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude must be array", value=data__matrix__exclude, name="" + (name_prefix or "data") + ".matrix.exclude", definition=None, rule='type')
                     data__matrix__exclude_is_list = isinstance(data__matrix__exclude, (list, tuple))
                     if data__matrix__exclude_is_list:
                         data__matrix__exclude_len = len(data__matrix__exclude)
                         for data__matrix__exclude_x, data__matrix__exclude_item in enumerate(data__matrix__exclude):
                             if not isinstance(data__matrix__exclude_item, (dict)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + " must be object", value=data__matrix__exclude_item, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + "", definition={'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}, rule='type')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + " must be object", value=data__matrix__exclude_item, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + "", definition=None, rule='type')
                             data__matrix__exclude_item_is_dict = isinstance(data__matrix__exclude_item, dict)
                             if data__matrix__exclude_item_is_dict:
                                 data__matrix__exclude_item_len = len(data__matrix__exclude_item)
                                 if data__matrix__exclude_item_len < 1:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + " must contain at least 1 properties", value=data__matrix__exclude_item, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + "", definition={'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}, rule='minProperties')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + " must contain at least 1 properties", value=data__matrix__exclude_item, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}]".format(**locals()) + "", definition=None, rule='minProperties')
                                 data__matrix__exclude_item_keys = set(data__matrix__exclude_item.keys())
                                 for data__matrix__exclude_item_key in data__matrix__exclude_item_keys:
                                     if data__matrix__exclude_item_key not in []:
                                         data__matrix__exclude_item_value = data__matrix__exclude_item.get(data__matrix__exclude_item_key)
                                         if not isinstance(data__matrix__exclude_item_value, (str, int, float, Decimal, bool)):
-                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}].{data__matrix__exclude_item_key}".format(**locals()) + " must be string or number or boolean", value=data__matrix__exclude_item_value, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}].{data__matrix__exclude_item_key}".format(**locals()) + "", definition={'type': ['string', 'number', 'boolean']}, rule='type')
+                                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}].{data__matrix__exclude_item_key}".format(**locals()) + " must be string or number or boolean", value=data__matrix__exclude_item_value, name="" + (name_prefix or "data") + ".matrix.exclude[{data__matrix__exclude_x}].{data__matrix__exclude_item_key}".format(**locals()) + "", definition=None, rule='type')
                 for data__matrix_key in data__matrix_keys:
                     if data__matrix_key not in ['exclude']:
                         data__matrix_value = data__matrix.get(data__matrix_key)
                         if not isinstance(data__matrix_value, (list, tuple)):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + " must be array", value=data__matrix_value, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + "", definition={'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}, rule='type')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + " must be array", value=data__matrix_value, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + "", definition=None, rule='type')
                         data__matrix_value_is_list = isinstance(data__matrix_value, (list, tuple))
                         if data__matrix_value_is_list:
                             data__matrix_value_len = len(data__matrix_value)
                             if data__matrix_value_len < 1:
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + " must contain at least 1 items", value=data__matrix_value, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + "", definition={'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}, rule='minItems')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + " must contain at least 1 items", value=data__matrix_value, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}".format(**locals()) + "", definition=None, rule='minItems')
                             for data__matrix_value_x, data__matrix_value_item in enumerate(data__matrix_value):
                                 if not isinstance(data__matrix_value_item, (str, int, float, Decimal, bool)):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}[{data__matrix_value_x}]".format(**locals()) + " must be string or number or boolean", value=data__matrix_value_item, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}[{data__matrix_value_x}]".format(**locals()) + "", definition={'type': ['string', 'number', 'boolean']}, rule='type')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix.{data__matrix_key}[{data__matrix_value_x}]".format(**locals()) + " must be string or number or boolean", value=data__matrix_value_item, name="" + (name_prefix or "data") + ".matrix.{data__matrix_key}[{data__matrix_value_x}]".format(**locals()) + "", definition=None, rule='type')
                 if data__matrix_len != 0:
                     data__matrix_property_names = True
                     for data__matrix_key in data__matrix:
                         try:
                             if isinstance(data__matrix_key, str):
                                 if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_-]*$'].search(data__matrix_key):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$", value=data__matrix_key, name="" + (name_prefix or "data") + ".matrix", definition={'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, rule='pattern')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must match pattern ^[A-Za-z_][A-Za-z0-9_-]*$", value=data__matrix_key, name="" + (name_prefix or "data") + ".matrix", definition=None, rule='pattern')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__matrix_property_names = False
                     if not data__matrix_property_names:
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be named by propertyName definition", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition={'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, rule='propertyNames')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".matrix must be named by propertyName definition", value=data__matrix, name="" + (name_prefix or "data") + ".matrix", definition=None, rule='propertyNames')
         if "continueOnError" in data_keys:
             data_keys.remove("continueOnError")
             data__continueOnError = data["continueOnError"]
             if not isinstance(data__continueOnError, (bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".continueOnError must be boolean", value=data__continueOnError, name="" + (name_prefix or "data") + ".continueOnError", definition={'type': 'boolean'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".continueOnError must be boolean", value=data__continueOnError, name="" + (name_prefix or "data") + ".continueOnError", definition=None, rule='type')
         if "retry" in data_keys:
             data_keys.remove("retry")
             data__retry = data["retry"]
@@ -260,19 +260,19 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(da
             data__estimate = data["estimate"]
             validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_duration(data__estimate, custom_formats, (name_prefix or "data") + ".estimate")
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['id', 'config'], 'properties': {'id': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, 'name': {'type': 'string'}, 'type': {'enum': ['script', 'agent']}, 'config': {'type': 'object'}, 'dependsOn': {'type': 'array', 'uniqueItems': True, 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}}, 'parallel': {'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/units'}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'$ref': '#/definitions/units'}}]}, 'isolateErrors': {'type': 'boolean'}}}, 'if': {'type': ['string', 'boolean']}, 'matrix': {'type': 'object', 'minProperties': 1, 'propertyNames': {'pattern': '^[A-Za-z_][A-Za-z0-9_-]*$'}, 'properties': {'exclude': {'type': 'array', 'items': {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': ['string', 'number', 'boolean']}}}}, 'additionalProperties': {'type': 'array', 'minItems': 1, 'items': {'type': ['string', 'number', 'boolean']}}}, 'continueOnError': {'type': 'boolean'}, 'retry': {'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'backoff': {'type': 'number'}, 'maxDelay': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, 'estimate': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}, 'if': {'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, 'then': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}, 'else': {'properties': {'config': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     try:
         data_is_dict = isinstance(data, dict)
         if data_is_dict:
             data__missing_keys = set(['type']) - data.keys()
             if data__missing_keys:
-                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'properties': {'type': {'const': 'agent'}}, 'required': ['type']}, rule='required')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
             data_keys = set(data.keys())
             if "type" in data_keys:
                 data_keys.remove("type")
                 data__type = data["type"]
                 if not (isinstance(data__type, str) and data__type == 'agent'):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".type must be same as const definition: agent", value=data__type, name="" + (name_prefix or "data") + ".type", definition={'const': 'agent'}, rule='const')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".type must be same as const definition: agent", value=data__type, name="" + (name_prefix or "data") + ".type", definition=None, rule='const')
     except (JsonSchemaValueException, JsonSchemaValuesException):
         data_is_dict = isinstance(data, dict)
         if data_is_dict:
@@ -293,23 +293,23 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_step(da
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agentconfig(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['agent', 'prompt']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='required')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
         data_keys = set(data.keys())
         if "agent" in data_keys:
             data_keys.remove("agent")
             data__agent = data["agent"]
             if not isinstance(data__agent, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".agent must be string", value=data__agent, name="" + (name_prefix or "data") + ".agent", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".agent must be string", value=data__agent, name="" + (name_prefix or "data") + ".agent", definition=None, rule='type')
         if "prompt" in data_keys:
             data_keys.remove("prompt")
             data__prompt = data["prompt"]
             if not isinstance(data__prompt, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".prompt must be string", value=data__prompt, name="" + (name_prefix or "data") + ".prompt", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".prompt must be string", value=data__prompt, name="" + (name_prefix or "data") + ".prompt", definition=None, rule='type')
         if "parameters" in data_keys:
             data_keys.remove("parameters")
             data__parameters = data["parameters"]
@@ -318,7 +318,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agentco
             data_keys.remove("workingDirectory")
             data__workingDirectory = data["workingDirectory"]
             if not isinstance(data__workingDirectory, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".workingDirectory must be string", value=data__workingDirectory, name="" + (name_prefix or "data") + ".workingDirectory", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".workingDirectory must be string", value=data__workingDirectory, name="" + (name_prefix or "data") + ".workingDirectory", definition=None, rule='type')
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
@@ -328,12 +328,12 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agentco
             data__timeout = data["timeout"]
             validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['agent', 'prompt'], 'properties': {'agent': {'type': 'string'}, 'prompt': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_stringmap(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': {'type': 'string'}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -341,44 +341,44 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_stringm
             if data_key not in []:
                 data_value = data.get(data_key)
                 if not isinstance(data_value, (str)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string", value=data_value, name="" + (name_prefix or "data") + ".{data_key}".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string", value=data_value, name="" + (name_prefix or "data") + ".{data_key}".format(**locals()) + "", definition=None, rule='type')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_scriptconfig(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['command']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='required')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
         data_keys = set(data.keys())
         if "command" in data_keys:
             data_keys.remove("command")
             data__command = data["command"]
             if not isinstance(data__command, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must be string", value=data__command, name="" + (name_prefix or "data") + ".command", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must be string", value=data__command, name="" + (name_prefix or "data") + ".command", definition=None, rule='type')
         if "args" in data_keys:
             data_keys.remove("args")
             data__args = data["args"]
             if not isinstance(data__args, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".args must be array", value=data__args, name="" + (name_prefix or "data") + ".args", definition={'type': 'array', 'items': {'type': 'string'}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".args must be array", value=data__args, name="" + (name_prefix or "data") + ".args", definition=None, rule='type')
             data__args_is_list = isinstance(data__args, (list, tuple))
             if data__args_is_list:
                 data__args_len = len(data__args)
                 for data__args_x, data__args_item in enumerate(data__args):
                     if not isinstance(data__args_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".args[{data__args_x}]".format(**locals()) + " must be string", value=data__args_item, name="" + (name_prefix or "data") + ".args[{data__args_x}]".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".args[{data__args_x}]".format(**locals()) + " must be string", value=data__args_item, name="" + (name_prefix or "data") + ".args[{data__args_x}]".format(**locals()) + "", definition=None, rule='type')
         if "shell" in data_keys:
             data_keys.remove("shell")
             data__shell = data["shell"]
             if not isinstance(data__shell, (bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".shell must be boolean", value=data__shell, name="" + (name_prefix or "data") + ".shell", definition={'type': 'boolean'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".shell must be boolean", value=data__shell, name="" + (name_prefix or "data") + ".shell", definition=None, rule='type')
         if "workingDirectory" in data_keys:
             data_keys.remove("workingDirectory")
             data__workingDirectory = data["workingDirectory"]
             if not isinstance(data__workingDirectory, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".workingDirectory must be string", value=data__workingDirectory, name="" + (name_prefix or "data") + ".workingDirectory", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".workingDirectory must be string", value=data__workingDirectory, name="" + (name_prefix or "data") + ".workingDirectory", definition=None, rule='type')
         if "env" in data_keys:
             data_keys.remove("env")
             data__env = data["env"]
@@ -388,12 +388,12 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_scriptc
             data__timeout = data["timeout"]
             validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'string'}, 'args': {'type': 'array', 'items': {'type': 'string'}}, 'shell': {'type': 'boolean'}, 'workingDirectory': {'type': 'string'}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_stepparallel(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, 'isolateErrors': {'type': 'boolean'}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -401,7 +401,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_steppar
             data_keys.remove("enabled")
             data__enabled = data["enabled"]
             if not isinstance(data__enabled, (bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".enabled must be boolean", value=data__enabled, name="" + (name_prefix or "data") + ".enabled", definition={'type': 'boolean'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".enabled must be boolean", value=data__enabled, name="" + (name_prefix or "data") + ".enabled", definition=None, rule='type')
         if "maxConcurrency" in data_keys:
             data_keys.remove("maxConcurrency")
             data__maxConcurrency = data["maxConcurrency"]
@@ -413,35 +413,35 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_steppar
             if data__resource_one_of_count1 < 2:
                 try:
                     if not isinstance(data__resource, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be string", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be string", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='type')
                     data__resource_one_of_count1 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if data__resource_one_of_count1 < 2:
                 try:
                     if not isinstance(data__resource, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be array", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be array", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='type')
                     data__resource_is_list = isinstance(data__resource, (list, tuple))
                     if data__resource_is_list:
                         data__resource_len = len(data__resource)
                         if data__resource_len < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain at least 1 items", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, rule='minItems')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain at least 1 items", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='minItems')
                         def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                         if data__resource_len > len(set(fn(data__resource_x) for data__resource_x in data__resource)):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain unique items", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, rule='uniqueItems')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain unique items", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='uniqueItems')
                         for data__resource_x, data__resource_item in enumerate(data__resource):
                             if not isinstance(data__resource_item, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource[{data__resource_x}]".format(**locals()) + " must be string", value=data__resource_item, name="" + (name_prefix or "data") + ".resource[{data__resource_x}]".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource[{data__resource_x}]".format(**locals()) + " must be string", value=data__resource_item, name="" + (name_prefix or "data") + ".resource[{data__resource_x}]".format(**locals()) + "", definition=None, rule='type')
                     data__resource_one_of_count1 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if data__resource_one_of_count1 < 2:
                 try:
                     if not isinstance(data__resource, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be object", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be object", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='type')
                     data__resource_is_dict = isinstance(data__resource, dict)
                     if data__resource_is_dict:
                         data__resource_len = len(data__resource)
                         if data__resource_len < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain at least 1 properties", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}, rule='minProperties')
+                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must contain at least 1 properties", value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='minProperties')
                         data__resource_keys = set(data__resource.keys())
                         for data__resource_key in data__resource_keys:
                             if data__resource_key not in []:
@@ -450,37 +450,37 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_steppar
                     data__resource_one_of_count1 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if data__resource_one_of_count1 != 1:
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be valid exactly by one definition" + (" (" + str(data__resource_one_of_count1) + " matches found)"), value=data__resource, name="" + (name_prefix or "data") + ".resource", definition={'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, rule='oneOf')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resource must be valid exactly by one definition" + (" (" + str(data__resource_one_of_count1) + " matches found)"), value=data__resource, name="" + (name_prefix or "data") + ".resource", definition=None, rule='oneOf')
         if "isolateErrors" in data_keys:
             data_keys.remove("isolateErrors")
             data__isolateErrors = data["isolateErrors"]
             if not isinstance(data__isolateErrors, (bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".isolateErrors must be boolean", value=data__isolateErrors, name="" + (name_prefix or "data") + ".isolateErrors", definition={'type': 'boolean'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".isolateErrors must be boolean", value=data__isolateErrors, name="" + (name_prefix or "data") + ".isolateErrors", definition=None, rule='type')
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'maxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resource': {'oneOf': [{'type': 'string'}, {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'type': 'string'}}, {'type': 'object', 'minProperties': 1, 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}]}, 'isolateErrors': {'type': 'boolean'}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_units(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (int)) and not (isinstance(data, float) and data.is_integer()) or isinstance(data, bool):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 1000000}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be integer", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     if isinstance(data, (int, float, Decimal)) and not isinstance(data, bool):
         if data < 1:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 1", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 1000000}, rule='minimum')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be bigger than or equal to 1", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='minimum')
         if data > 1000000:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be smaller than or equal to 1000000", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 1000000}, rule='maximum')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must be smaller than or equal to 1000000", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='maximum')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_stepid(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     if isinstance(data, str):
         if not REGEX_PATTERNS['^[A-Za-z0-9_-]+$'].search(data):
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z0-9_-]+$", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9_-]+$'}, rule='pattern')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^[A-Za-z0-9_-]+$", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='pattern')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_retry(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'backoff': {'type': 'number'}, 'maxDelay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -488,12 +488,12 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_retry(d
             data_keys.remove("maxAttempts")
             data__maxAttempts = data["maxAttempts"]
             if not isinstance(data__maxAttempts, (int)) and not (isinstance(data__maxAttempts, float) and data__maxAttempts.is_integer()) or isinstance(data__maxAttempts, bool):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be integer", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be integer", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition=None, rule='type')
             if isinstance(data__maxAttempts, (int, float, Decimal)) and not isinstance(data__maxAttempts, bool):
                 if data__maxAttempts < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be bigger than or equal to 1", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='minimum')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be bigger than or equal to 1", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition=None, rule='minimum')
                 if data__maxAttempts > 100:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be smaller than or equal to 100", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='maximum')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".maxAttempts must be smaller than or equal to 100", value=data__maxAttempts, name="" + (name_prefix or "data") + ".maxAttempts", definition=None, rule='maximum')
         if "delay" in data_keys:
             data_keys.remove("delay")
             data__delay = data["delay"]
@@ -502,7 +502,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_retry(d
             data_keys.remove("backoff")
             data__backoff = data["backoff"]
             if not isinstance(data__backoff, (int, float, Decimal)) or isinstance(data__backoff, bool):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".backoff must be number", value=data__backoff, name="" + (name_prefix or "data") + ".backoff", definition={'type': 'number'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".backoff must be number", value=data__backoff, name="" + (name_prefix or "data") + ".backoff", definition=None, rule='type')
         if "maxDelay" in data_keys:
             data_keys.remove("maxDelay")
             data__maxDelay = data["maxDelay"]
@@ -511,45 +511,45 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_retry(d
             data_keys.remove("on")
             data__on = data["on"]
             if not isinstance(data__on, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must be array", value=data__on, name="" + (name_prefix or "data") + ".on", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must be array", value=data__on, name="" + (name_prefix or "data") + ".on", definition=None, rule='type')
             data__on_is_list = isinstance(data__on, (list, tuple))
             if data__on_is_list:
                 data__on_len = len(data__on)
                 if data__on_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must contain at least 1 items", value=data__on, name="" + (name_prefix or "data") + ".on", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}, rule='minItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must contain at least 1 items", value=data__on, name="" + (name_prefix or "data") + ".on", definition=None, rule='minItems')
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
                 if data__on_len > len(set(fn(data__on_x) for data__on_x in data__on)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must contain unique items", value=data__on, name="" + (name_prefix or "data") + ".on", definition={'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}, rule='uniqueItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on must contain unique items", value=data__on, name="" + (name_prefix or "data") + ".on", definition=None, rule='uniqueItems')
                 for data__on_x, data__on_item in enumerate(data__on):
                     data__on_item_one_of_count2 = 0
                     if data__on_item_one_of_count2 < 2:
                         try:
                             if not isinstance(data__on_item, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be string", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['failed', 'timed_out']}, rule='type')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be string", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='type')
                             if not (isinstance(data__on_item, str) and data__on_item == 'failed' or isinstance(data__on_item, str) and data__on_item == 'timed_out'):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be one of ['failed', 'timed_out']", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['failed', 'timed_out']}, rule='enum')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be one of ['failed', 'timed_out']", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='enum')
                             data__on_item_one_of_count2 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if data__on_item_one_of_count2 < 2:
                         try:
                             if not isinstance(data__on_item, (int)) and not (isinstance(data__on_item, float) and data__on_item.is_integer()) or isinstance(data__on_item, bool):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be integer", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 255}, rule='type')
+                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be integer", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='type')
                             if isinstance(data__on_item, (int, float, Decimal)) and not isinstance(data__on_item, bool):
                                 if data__on_item < 1:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be bigger than or equal to 1", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 255}, rule='minimum')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be bigger than or equal to 1", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='minimum')
                                 if data__on_item > 255:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be smaller than or equal to 255", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'type': 'integer', 'minimum': 1, 'maximum': 255}, rule='maximum')
+                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be smaller than or equal to 255", value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='maximum')
                             data__on_item_one_of_count2 += 1
                         except (JsonSchemaValueException, JsonSchemaValuesException): pass
                     if data__on_item_one_of_count2 != 1:
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be valid exactly by one definition" + (" (" + str(data__on_item_one_of_count2) + " matches found)"), value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition={'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}, rule='oneOf')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + " must be valid exactly by one definition" + (" (" + str(data__on_item_one_of_count2) + " matches found)"), value=data__on_item, name="" + (name_prefix or "data") + ".on[{data__on_x}]".format(**locals()) + "", definition=None, rule='oneOf')
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'maxAttempts': {'type': 'integer', 'minimum': 1, 'maximum': 100}, 'delay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'backoff': {'type': 'number'}, 'maxDelay': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, 'on': {'type': 'array', 'minItems': 1, 'uniqueItems': True, 'items': {'oneOf': [{'type': 'string', 'enum': ['failed', 'timed_out']}, {'type': 'integer', 'minimum': 1, 'maximum': 255}]}}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agents(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': {'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/stringMap'}, 'env': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/env'}, 'timeout': {'$ref': 'https://wfrun.dev/schemas/workflow.schema.json#/definitions/duration'}}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -561,41 +561,41 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agents(
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agent(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['command']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='required')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition=None, rule='required')
         data_keys = set(data.keys())
         if "command" in data_keys:
             data_keys.remove("command")
             data__command = data["command"]
             if not isinstance(data__command, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must be array", value=data__command, name="" + (name_prefix or "data") + ".command", definition={'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must be array", value=data__command, name="" + (name_prefix or "data") + ".command", definition=None, rule='type')
             data__command_is_list = isinstance(data__command, (list, tuple))
             if data__command_is_list:
                 data__command_len = len(data__command)
                 if data__command_len < 1:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must contain at least 1 items", value=data__command, name="" + (name_prefix or "data") + ".command", definition={'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, rule='minItems')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".command must contain at least 1 items", value=data__command, name="" + (name_prefix or "data") + ".command", definition=None, rule='minItems')
                 for data__command_x, data__command_item in enumerate(data__command):
                     if not isinstance(data__command_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".command[{data__command_x}]".format(**locals()) + " must be string", value=data__command_item, name="" + (name_prefix or "data") + ".command[{data__command_x}]".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".command[{data__command_x}]".format(**locals()) + " must be string", value=data__command_item, name="" + (name_prefix or "data") + ".command[{data__command_x}]".format(**locals()) + "", definition=None, rule='type')
         if "prompt" in data_keys:
             data_keys.remove("prompt")
             data__prompt = data["prompt"]
             if not (isinstance(data__prompt, str) and data__prompt == 'stdin' or isinstance(data__prompt, str) and data__prompt == 'argument' or isinstance(data__prompt, str) and data__prompt == '{prompt}'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".prompt must be one of ['stdin', 'argument', '{prompt}']", value=data__prompt, name="" + (name_prefix or "data") + ".prompt", definition={'enum': ['stdin', 'argument', '{prompt}']}, rule='enum')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".prompt must be one of ['stdin', 'argument', '{prompt}']", value=data__prompt, name="" + (name_prefix or "data") + ".prompt", definition=None, rule='enum')
         if "output" in data_keys:
             data_keys.remove("output")
             data__output = data["output"]
             if not (isinstance(data__output, str) and data__output == 'text' or isinstance(data__output, str) and data__output == 'json'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".output must be one of ['text', 'json']", value=data__output, name="" + (name_prefix or "data") + ".output", definition={'enum': ['text', 'json']}, rule='enum')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".output must be one of ['text', 'json']", value=data__output, name="" + (name_prefix or "data") + ".output", definition=None, rule='enum')
         if "result" in data_keys:
             data_keys.remove("result")
             data__result = data["result"]
             if not isinstance(data__result, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".result must be string", value=data__result, name="" + (name_prefix or "data") + ".result", definition={'type': 'string'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".result must be string", value=data__result, name="" + (name_prefix or "data") + ".result", definition=None, rule='type')
         if "parameters" in data_keys:
             data_keys.remove("parameters")
             data__parameters = data["parameters"]
@@ -609,12 +609,12 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_agent(d
             data__timeout = data["timeout"]
             validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_duration(data__timeout, custom_formats, (name_prefix or "data") + ".timeout")
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'required': ['command'], 'properties': {'command': {'type': 'array', 'minItems': 1, 'items': {'type': 'string'}}, 'prompt': {'enum': ['stdin', 'argument', '{prompt}']}, 'output': {'enum': ['text', 'json']}, 'result': {'type': 'string'}, 'parameters': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'env': {'type': 'object', 'additionalProperties': {'type': 'string'}}, 'timeout': {'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_workflowparallel(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resources': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -622,7 +622,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_workflo
             data_keys.remove("enabled")
             data__enabled = data["enabled"]
             if not isinstance(data__enabled, (bool)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".enabled must be boolean", value=data__enabled, name="" + (name_prefix or "data") + ".enabled", definition={'type': 'boolean'}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".enabled must be boolean", value=data__enabled, name="" + (name_prefix or "data") + ".enabled", definition=None, rule='type')
         if "defaultMaxConcurrency" in data_keys:
             data_keys.remove("defaultMaxConcurrency")
             data__defaultMaxConcurrency = data["defaultMaxConcurrency"]
@@ -631,7 +631,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_workflo
             data_keys.remove("resources")
             data__resources = data["resources"]
             if not isinstance(data__resources, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resources must be object", value=data__resources, name="" + (name_prefix or "data") + ".resources", definition={'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}, rule='type')
+                raise JsonSchemaValueException("" + (name_prefix or "data") + ".resources must be object", value=data__resources, name="" + (name_prefix or "data") + ".resources", definition=None, rule='type')
             data__resources_is_dict = isinstance(data__resources, dict)
             if data__resources_is_dict:
                 data__resources_keys = set(data__resources.keys())
@@ -640,20 +640,20 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_workflo
                         data__resources_value = data__resources.get(data__resources_key)
                         validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_units(data__resources_value, custom_formats, (name_prefix or "data") + ".resources.{data__resources_key}".format(**locals()))
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': False, 'properties': {'enabled': {'type': 'boolean'}, 'defaultMaxConcurrency': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}, 'resources': {'type': 'object', 'additionalProperties': {'type': 'integer', 'minimum': 1, 'maximum': 1000000}}}}, rule='additionalProperties')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='additionalProperties')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_duration(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     if isinstance(data, str):
         if not REGEX_PATTERNS['^(\\d+(\\.\\d+)?(ms|s|m|h))+$'].search(data):
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(\\d+(\\.\\d+)?(ms|s|m|h))+$", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^(\\d+(\\.\\d+)?(ms|s|m|h))+$'}, rule='pattern')
+            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^(\\d+(\\.\\d+)?(ms|s|m|h))+$", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='pattern')
     return data
 
 def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_env(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'additionalProperties': {'type': 'string'}}, rule='type')
+        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition=None, rule='type')
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -661,7 +661,7 @@ def validate_https___wfrun_dev_schemas_workflow_schema_json__definitions_env(dat
             if data_key not in []:
                 data_value = data.get(data_key)
                 if not isinstance(data_value, (str)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string", value=data_value, name="" + (name_prefix or "data") + ".{data_key}".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".{data_key}".format(**locals()) + " must be string", value=data_value, name="" + (name_prefix or "data") + ".{data_key}".format(**locals()) + "", definition=None, rule='type')
     return data
 
 
