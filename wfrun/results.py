@@ -76,6 +76,7 @@ class StepResult:
     command: str | None = None
     wait: WaitReason | None = None  # the same reason, as the dispatcher decided it
     log_error: str | None = None  # why its log is missing or incomplete (a full disk, say)
+    worker: str | None = None  # the Dask worker that ran it (--executor dask)
 
     def __post_init__(self) -> None:
         if self.wait is not None and self.wait_reason is None:
@@ -134,6 +135,8 @@ class StepResult:
             d["logError"] = self.log_error
         d["outputTail"] = self.output_tail
         d["output"] = self.output
+        if self.worker is not None:
+            d["worker"] = self.worker
         return d
 
 

@@ -299,6 +299,7 @@ class Scheduler:
             output=outcome.output,
             command=outcome.command,
             log_error=outcome.log_error,
+            worker=outcome.where,
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:

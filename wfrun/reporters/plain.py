@@ -69,6 +69,8 @@ def step_line(result: StepResult) -> str:
     line = f"{status_glyph(result)} {shown(result.step_id)}  {status_words(result)}"
     if result.duration is not None:
         line += f" in {format_duration(result.duration)}"
+    if result.worker is not None:
+        line += f" on {shown(result.worker)}"
     if result.reason and not result.success:
         line += f": {shown(result.reason)}"
     return line
