@@ -82,7 +82,7 @@ def connect(options: DaskOptions) -> DaskProcessRunner:
             n_workers=options.workers,
             threads_per_worker=options.threads,
             processes=False,  # workers are threads of wfrun: its guardian covers them too
-            dashboard_address=None,
+            dashboard_address=":0",  # no fixed port: another cluster may hold 8787
             silence_logs=logging.CRITICAL,  # a cancelled long poll at close is no news
         )
         return DaskProcessRunner(Client(cluster, set_as_default=False), cluster)
@@ -207,24 +207,35 @@ class _Follower:
 
     def follow(self) -> ProcessResult:
         try:
+            quiet_after_end = False  # the task ended, and the bell stayed silent since
             while True:
-                if not self._bell.wait(timeout=FOLLOW_INTERVAL):
-                    failure = self._lost()
+                if self._bell.wait(timeout=FOLLOW_INTERVAL):
+                    self._bell.clear()
+                elif self._future.status == "finished" and not quiet_after_end:
+                    quiet_after_end = True  # one last look, in case a ring went missing
+                else:
+                    failure = self._lost(quiet_after_end)
                     if failure is not None:
                         return ProcessResult(failure=failure, where=self._where)
                     continue
-                self._bell.clear()
-                parcels = self._output.get(batch=True)
-                if len(parcels) >= QUEUE_DEPTH:  # the worker may be waiting for room
-                    self._ack.set()
-                    self._acked = True
-                for parcel in parcels:
-                    for message in parcel:
-                        result = self._take(message)
-                        if result is not None:
-                            return result
+                result = self._drain()
+                if result is not None:
+                    return result
         finally:
             self._future.add_done_callback(self._clean_up)
+
+    def _drain(self) -> ProcessResult | None:
+        """Take every parcel waiting; the process's result if the last one came."""
+        parcels = self._output.get(batch=True)
+        if len(parcels) >= QUEUE_DEPTH:  # the worker may be waiting for room
+            self._ack.set()
+            self._acked = True
+        for parcel in parcels:
+            for message in parcel:
+                result = self._take(message)
+                if result is not None:
+                    return result
+        return None
 
     def _take(self, message: list[Any]) -> ProcessResult | None:
         kind = message[0]
@@ -253,7 +264,7 @@ class _Follower:
             return "the Dask worker running it died"
         return f"worker {self._where} died"
 
-    def _lost(self) -> str | None:
+    def _lost(self, ended_silently: bool = False) -> str | None:
         """Why the step can no longer end normally, or None while it may."""
         future = self._future
         if future.done():
@@ -264,7 +275,10 @@ class _Follower:
                 return f"the step's Dask task failed: {exc!r}"
             if future.status == "cancelled":
                 return "the step's Dask task was cancelled by someone else"
-            return None  # its last parcel is on its way: the bell rings for it
+            if ended_silently:  # a worker that lost the scheduler on the way, say
+                where = f" on {self._where}" if self._where else ""
+                return f"the step's Dask task{where} ended without saying how the process ended"
+            return None
         if self._where is None:
             return None  # still waiting for a worker: only Dask knows when one comes
         # The client's list of workers is refreshed every few seconds: a worker missing from it
@@ -361,8 +375,10 @@ def run_on_worker(spec: ProcessSpec, channels: Channels) -> None:
             # that attempt sent and this one took goes back, in front of the refusal.
             link.put([message for parcel in taken for message in parcel] + [[REFUSED]])
             return
+        # Sent before the process starts, without ringing (the next parcel rings): if this
+        # worker dies, this side can say which one, however soon it dies.
+        link.put([[START, worker.address]], ring=False)
         courier = _Courier(link)
-        courier.send([START, worker.address])
         token = CancelToken()
         done = threading.Event()
         watcher = threading.Thread(
@@ -446,13 +462,14 @@ class _Link:
         self._ack = Event(channels.event("ack"), client=client)
         self._unread = 0  # at most: parcels put since the queue's size was last looked at
 
-    def put(self, parcel: list[list[Any]]) -> bool:
+    def put(self, parcel: list[list[Any]], ring: bool = True) -> bool:
         """Send one parcel; False when nobody reads any more."""
         if self._unread >= QUEUE_DEPTH and not self._wait_for_room():
             return False
         self.output.put(parcel)
         self._unread += 1
-        self._bell.set()
+        if ring:
+            self._bell.set()
         return True
 
     def _wait_for_room(self) -> bool:
