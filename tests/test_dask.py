@@ -25,13 +25,12 @@ from conftest import all_gone, cli_env, py_step, wfrun
 
 pytest.importorskip("distributed")
 
-from distributed import Client, LocalCluster
+from distributed import LocalCluster
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.cluster import DaskOptions, DaskSetupError, dask_executor
 from wfrun.executors.dask_runner import DaskProcessRunner, connect
 from wfrun.executors.process import ProcessResult, ProcessSpec
-from wfrun.executors.routing import default_executor
 from wfrun.loader import load_workflow
 from wfrun.planner import make_plan
 from wfrun.results import StepStatus
@@ -187,12 +186,6 @@ def test_a_worker_killed_mid_step_fails_it_once_with_the_reason_and_leaves_nothi
 ) -> None:
     out = workdir / "out"
     path = write("steps:\n" + py_step("victim", COUNTING_STEP))
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    runner = WorkflowRunner(
-        executor=default_executor(DaskProcessRunner(Client(cluster), cluster)), grace_period=1
-    )
     killed: list[int] = []
 
     def kill_its_worker() -> None:
@@ -201,8 +194,13 @@ def test_a_worker_killed_mid_step_fails_it_once_with_the_reason_and_leaves_nothi
         killed.extend([step_pid, worker.pid])
         worker.kill()
 
-    threading.Thread(target=kill_its_worker, daemon=True).start()
-    result = runner.execute_plan(make_plan(load_workflow(path)))  # closes the cluster
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        options = DaskOptions(scheduler=cluster.scheduler_address)
+        runner = WorkflowRunner(executor=dask_executor(options), grace_period=1)
+        threading.Thread(target=kill_its_worker, daemon=True).start()
+        result = runner.execute_plan(make_plan(load_workflow(path)))
     victim = result.step_results["victim"]
     assert victim.status is StepStatus.FAILED
     assert victim.worker is not None and victim.worker.startswith("tcp://")
@@ -351,3 +349,12 @@ def test_kill_9_of_wfrun_stops_its_steps_on_the_workers(write: Write, workdir: P
         # The scheduler drops the vanished client's task; the worker's watcher sees it and
         # stops the process (SIGTERM, then SIGKILL after the step's grace period).
         assert all_gone([pid], timeout=10)
+
+
+def test_one_dask_executor_serves_run_after_run(write: Write, workdir: Path) -> None:
+    path = write(TWO_STEPS)
+    runner = WorkflowRunner(executor=dask_executor(DaskOptions(threads=2)))
+    first = runner.execute(load_workflow(path))  # stops its local cluster at the end
+    second = runner.execute(load_workflow(path))  # and this run starts another
+    assert first.success and second.success
+    assert second.step_results["after"].worker is not None

@@ -76,7 +76,14 @@ class Channels:
 
 
 def connect(options: DaskOptions) -> DaskProcessRunner:
-    """A runner on the scheduler at `options.scheduler`, or on a new local cluster."""
+    """A runner on the scheduler at `options.scheduler`, or on a new local cluster, connected
+    now (DaskSetupError) so that a run does not start without its cluster."""
+    runner = DaskProcessRunner(options)
+    runner.connect()
+    return runner
+
+
+def _open(options: DaskOptions) -> tuple[Client, LocalCluster | None]:
     if options.scheduler is None:
         cluster = LocalCluster(
             n_workers=options.workers,
@@ -85,7 +92,7 @@ def connect(options: DaskOptions) -> DaskProcessRunner:
             dashboard_address=":0",  # no fixed port: another cluster may hold 8787
             silence_logs=logging.CRITICAL,  # a cancelled long poll at close is no news
         )
-        return DaskProcessRunner(Client(cluster, set_as_default=False), cluster)
+        return Client(cluster, set_as_default=False), cluster
     try:
         # A malformed address is refused before a Client exists: a Client that failed to
         # construct hangs for 20 s when it is collected.
@@ -101,44 +108,57 @@ def connect(options: DaskOptions) -> DaskProcessRunner:
             f"cannot reach the Dask scheduler at {options.scheduler}: {exc} (is `dask scheduler` "
             "running there, and the address right?)"
         ) from None
-    return DaskProcessRunner(client)
+    return client, None
 
 
 class DaskProcessRunner:
     """A `ProcessRunner` whose processes run on the workers of a Dask cluster.
 
-    One runner serves a whole run and may be used from many threads at once; `close` disconnects
-    and stops the local cluster it was given.
+    One runner serves a run and may be used from many threads at once. `close` (the end of a
+    run) disconnects and stops the local cluster; the next run connects again.
     """
 
-    def __init__(self, client: Client, cluster: LocalCluster | None = None) -> None:
-        self.client = client
-        self._cluster = cluster
+    def __init__(self, options: DaskOptions) -> None:
+        self.options = options
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._chores = _Chores()
         self._token = secrets.token_hex(4)
         self._numbers = itertools.count(1)
-        self._chores = _Chores()
+
+    def connect(self) -> Client:
+        """The client, connecting (or starting the local cluster) first if need be."""
+        with self._lock:
+            if self._client is None:
+                self._client, self._cluster = _open(self.options)
+                self._chores = _Chores()
+            return self._client
 
     @property
     def address(self) -> str:
-        return str(getattr(self.client.scheduler, "address", "?"))
+        client = self._client
+        address = getattr(client and client.scheduler, "address", self.options.scheduler)
+        return str(address or "the local cluster")
 
     def run(self, spec: ProcessSpec, cancel: CancelToken, sink: OutputSink) -> ProcessResult:
         if cancel.cancelled:
             return ProcessResult(cancelled=True)
         channels = Channels(f"wfrun-{self._token}-{next(self._numbers)}")
         try:
-            output = Queue(channels.output, client=self.client)
-        except (OSError, TimeoutError) as exc:  # CommClosedError is an OSError
+            client = self.connect()
+            output = Queue(channels.output, client=client)
+        except (DaskSetupError, OSError, TimeoutError) as exc:  # CommClosedError: an OSError
             return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
-        stopper = _Stopper(self.client, channels, self._chores)
+        stopper = _Stopper(client, channels, self._chores)
         try:
             output.put(TICKET)
-            future = self.client.submit(
+            future = client.submit(
                 run_on_worker, spec, channels, key=channels.key, pure=False, retries=0
             )
             unregister = cancel.on_cancel(stopper.stop)
             try:
-                return _Follower(self.client, channels, future, output, sink, spec).follow()
+                return _Follower(client, channels, future, output, sink, spec).follow()
             finally:
                 unregister()
                 if not future.done():
@@ -151,12 +171,16 @@ class DaskProcessRunner:
                 output.close()
 
     def close(self) -> None:
+        with self._lock:
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
         self._chores.close()
         with contextlib.suppress(Exception):
-            self.client.close()
-        if self._cluster is not None:
-            with contextlib.suppress(Exception):
-                self._cluster.close()
+            if client is not None:
+                client.close()
+        with contextlib.suppress(Exception):
+            if cluster is not None:
+                cluster.close()
 
 
 class _Stopper:
@@ -463,13 +487,16 @@ class _Link:
         self._unread = 0  # at most: parcels put since the queue's size was last looked at
 
     def put(self, parcel: list[list[Any]], ring: bool = True) -> bool:
-        """Send one parcel; False when nobody reads any more."""
-        if self._unread >= QUEUE_DEPTH and not self._wait_for_room():
+        """Send one parcel; False when nobody reads any more (or the scheduler is gone)."""
+        try:
+            if self._unread >= QUEUE_DEPTH and not self._wait_for_room():
+                return False
+            self.output.put(parcel)
+            self._unread += 1
+            if ring:
+                self._bell.set()
+        except Exception:  # CommClosedError, a closed client: the step is lost to this side
             return False
-        self.output.put(parcel)
-        self._unread += 1
-        if ring:
-            self._bell.set()
         return True
 
     def _wait_for_room(self) -> bool:
