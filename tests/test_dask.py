@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import psutil  # type: ignore[import-untyped]
@@ -358,3 +359,35 @@ def test_one_dask_executor_serves_run_after_run(write: Write, workdir: Path) -> 
     second = runner.execute(load_workflow(path))  # and this run starts another
     assert first.success and second.success
     assert second.step_results["after"].worker is not None
+
+
+def test_a_lost_worker_no_other_worker_takes_over_fails_its_step_in_seconds(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pid"
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
+        host="127.0.0.1", dashboard_address=":0",
+    ) as cluster:  # fmt: skip
+        runner = connect(DaskOptions(scheduler=cluster.scheduler_address))
+        (address,) = cluster.scheduler.workers
+
+        async def remove_the_worker(dask_scheduler: Any) -> None:
+            await dask_scheduler.remove_worker(address, stimulus_id="test", close=True)
+
+        def lose_it() -> None:
+            wait_for_file(pid_file)
+            runner.connect().run_on_scheduler(remove_the_worker)
+
+        threading.Thread(target=lose_it, daemon=True).start()
+        script = f"echo $$ > {pid_file}; exec sleep 60"
+        started = time.monotonic()
+        try:
+            result = runner.run(
+                spec("sh", "-c", script, cwd=tmp_path, grace_period=1), CancelToken(), Collected()
+            )
+        finally:
+            runner.close()
+    assert result.failure == f"worker {address} died" and result.where == address
+    assert time.monotonic() - started < 30  # a few seconds: not the step's 60
+    assert all_gone([int(pid_file.read_text())], timeout=5)

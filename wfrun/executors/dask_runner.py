@@ -231,20 +231,24 @@ class _Follower:
 
     def follow(self) -> ProcessResult:
         try:
-            quiet_after_end = False  # the task ended, and the bell stayed silent since
+            silent_ends = 0  # looks at the queue after the task ended that found no end
             while True:
-                if self._bell.wait(timeout=FOLLOW_INTERVAL):
+                rang = self._bell.wait(timeout=FOLLOW_INTERVAL)
+                if rang:
                     self._bell.clear()
-                elif self._future.status == "finished" and not quiet_after_end:
-                    quiet_after_end = True  # one last look, in case a ring went missing
-                else:
-                    failure = self._lost(quiet_after_end)
-                    if failure is not None:
-                        return ProcessResult(failure=failure, where=self._where)
+                ended = self._future.status == "finished"
+                # Without a ring, still look when the worker's address may be waiting (it is
+                # sent without one) or the task has ended (a ring may have gone missing).
+                if rang or ended or self._where is None:
+                    result = self._drain()
+                    if result is not None:
+                        return result
+                if rang:
                     continue
-                result = self._drain()
-                if result is not None:
-                    return result
+                silent_ends += ended
+                failure = self._lost(ended_silently=silent_ends >= 2)
+                if failure is not None:
+                    return ProcessResult(failure=failure, where=self._where)
         finally:
             self._future.add_done_callback(self._clean_up)
 
@@ -401,7 +405,8 @@ def run_on_worker(spec: ProcessSpec, channels: Channels) -> None:
             return
         # Sent before the process starts, without ringing (the next parcel rings): if this
         # worker dies, this side can say which one, however soon it dies.
-        link.put([[START, worker.address]], ring=False)
+        if not link.put([[START, worker.address]], ring=False):
+            return  # nobody could follow the step: it does not start
         courier = _Courier(link)
         token = CancelToken()
         done = threading.Event()
