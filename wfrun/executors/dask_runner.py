@@ -12,7 +12,7 @@ escapes swept, the worker process's guardian). What travels, all through the sch
   the worker sends lists of messages: `start` (its address), output batches, the step's
   WFRUN_OUTPUT file, `end` (how the process ended).
 * Events: `bell` (the worker put something: this side waits on it, so a quiet step costs one
-  long poll a second), `ack` (this side drained a full queue: a step printing faster than its
+  long poll, and a look at its worker, a second), `ack` (this side drained a full queue: a step printing faster than its
   log is written waits for it, as a local step waits on its pipe, so memory stays bounded
   everywhere, §3.7, and the log still gets every byte), `stop` and `kill` (a cancel: SIGTERM
   then SIGKILL after the grace period, or SIGKILL now). `client.cancel` does not stop a
@@ -55,7 +55,7 @@ QUEUE_DEPTH = 8  # lists of messages a step may have waiting on the scheduler
 BACKLOG_LIMIT = 1024 * 1024  # bytes a worker holds for a step before its pump waits
 WATCH_INTERVAL = 0.5  # the worker checks for a cancel or an abandoned task this often
 FOLLOW_INTERVAL = 1.0  # this side checks for a lost worker when the step is this quiet
-LOST_AFTER = 3.0  # a worker gone from the client's list of workers this long has died
+LOST_AFTER = 3.0  # a worker gone from the scheduler this long has died
 
 TICKET = "ticket"
 START, DATA, FILE, END, REFUSED = "start", "data", "file", "end", "refused"
@@ -309,10 +309,9 @@ class _Follower:
             return None
         if self._where is None:
             return None  # still waiting for a worker: only Dask knows when one comes
-        # The client's list of workers is refreshed every few seconds: a worker missing from it
-        # for longer than that is gone (one Dask has not re-run the task on another worker for).
-        workers = self._client.scheduler_info().get("workers", {})
-        if self._where in workers:
+        # Asked of the scheduler (only about this worker): one Dask has not re-run the task
+        # elsewhere for, or not yet. Missing for a while, not once, in case it is reconnecting.
+        if self._where in self._client.nthreads(workers=[self._where]):
             self._missing_since = None
             return None
         now = time.monotonic()
