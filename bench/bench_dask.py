@@ -79,7 +79,8 @@ def main() -> None:
     args = p.parse_args()
     rounds = bl.rounds_of(args)
     bl.warn_if_busy()
-    report = bl.Report("bench_dask", "--executor dask (local cluster) vs the local executor", rounds)
+    title = "--executor dask (local cluster) vs the local executor"
+    report = bl.Report("bench_dask", title, rounds)
     with tempfile.TemporaryDirectory(prefix="wfrun-bench-dask-") as tmp:
         b = Bench(Path(tmp), peers=False)
         b.files["flat1"], b.meta["flat1"] = generate("flat", (1,), Path(tmp) / "flat1", jobs=JOBS)

@@ -477,6 +477,9 @@ def run(
     try:
         result = runner.execute_plan(planned, keep_going=keep_going)
     except RunDirectoryError as err:
+        from wfrun.executors.base import close_executor
+
+        close_executor(step_executor)  # the run never began: stop its Dask cluster too
         _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
@@ -569,7 +572,8 @@ def _where_steps_run(
     ]
     if kind is ExecutorName.LOCAL:
         if dask_only:
-            _fail(f"{', '.join(dask_only)} needs --executor dask", ExitCode.INVALID)
+            verb = "needs" if len(dask_only) == 1 else "need"
+            _fail(f"{', '.join(dask_only)} {verb} --executor dask", ExitCode.INVALID)
         return None
     if scheduler is not None and (workers is not None or threads is not None):
         _fail(

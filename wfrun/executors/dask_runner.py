@@ -12,12 +12,12 @@ escapes swept, the worker process's guardian). What travels, all through the sch
   the worker sends lists of messages: `start` (its address), output batches, the step's
   WFRUN_OUTPUT file, `end` (how the process ended).
 * Events: `bell` (the worker put something: this side waits on it, so a quiet step costs one
-  long poll, and a look at its worker, a second), `ack` (this side drained a full queue: a step printing faster than its
-  log is written waits for it, as a local step waits on its pipe, so memory stays bounded
-  everywhere, §3.7, and the log still gets every byte), `stop` and `kill` (a cancel: SIGTERM
-  then SIGKILL after the grace period, or SIGKILL now). `client.cancel` does not stop a
-  running task; the worker's watcher does, on `stop`/`kill` or when the task's key is released
-  (this side went away), within WATCH_INTERVAL.
+  long poll, and a look at its worker, a second), `ack` (this side drained a full queue: a
+  step printing faster than its log is written waits for it, as a local step waits on its
+  pipe, so memory stays bounded everywhere, §3.7, and the log still gets every byte), `stop`
+  and `kill` (a cancel: SIGTERM then SIGKILL after the grace period, or SIGKILL now).
+  `client.cancel` does not stop a running task; the worker's watcher does, on `stop`/`kill` or
+  when the task's key is released (this side went away), within WATCH_INTERVAL.
 
 Events and queue gets are used only in forms that never time out on the scheduler (a timed-out
 `Queue.get` logs an error there).
