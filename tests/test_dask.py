@@ -219,22 +219,29 @@ TWO_STEPS = """
 """
 
 
-def test_cli_runs_on_a_local_cluster_and_reports_each_steps_worker(
+def test_cli_runs_on_a_local_cluster_and_shows_and_reports_each_steps_worker(
     write: Write, workdir: Path
 ) -> None:
-    path = write(TWO_STEPS)
+    path = write(TWO_STEPS + "      - {id: broken, config: {command: 'false'}}\n")
     report = workdir / "report.json"
     proc = wfrun(
         "run", str(path), "--executor", "dask", "--dask-workers", "2", "--ui", "plain",
         "--report", str(report), cwd=workdir,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     document = json.loads(report.read_text())
     jsonschema.Draft7Validator(report_schema()).validate(document)
-    workers = {sid: r["worker"] for sid, r in document["stepResults"].items()}
+    ran = {sid: r for sid, r in document["stepResults"].items() if "startTime" in r}
+    workers = {sid: r["worker"] for sid, r in ran.items()}
+    assert set(workers) >= {"hello", "broken"}
     assert all(w.startswith("inproc://") for w in workers.values())
-    assert "✔ hello  succeeded in" in proc.stdout and f"on {workers['hello']}" in proc.stdout
-    assert "worker" in proc.stdout  # the summary's column
+    assert "✔ hello  succeeded in" in proc.stdout
+    assert f"on {workers['hello']}" in proc.stdout  # the finished line
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("step ") and "worker" in line)
+    assert header.split()[:4] == ["step", "status", "time", "worker"]  # the summary's column
+    digest = next(line for line in lines if "worker" in line and "│" in line)
+    assert workers["broken"] in digest  # the failed step's digest
 
 
 def test_cli_uses_an_existing_scheduler(write: Write, workdir: Path) -> None:
