@@ -398,3 +398,26 @@ def test_a_lost_worker_no_other_worker_takes_over_fails_its_step_in_seconds(
     assert result.failure == f"worker {address} died" and result.where == address
     assert time.monotonic() - started < 30  # a few seconds: not the step's 60
     assert all_gone([int(pid_file.read_text())], timeout=5)
+
+
+def test_steps_leave_no_queue_or_event_behind_on_the_scheduler(tmp_path: Path) -> None:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=4, processes=False, dashboard_address=":0"
+    ) as cluster:
+        runner = connect(DaskOptions(scheduler=cluster.scheduler_address))
+        try:
+            chatty = spec("sh", "-c", "head -c 3000000 /dev/zero", cwd=tmp_path)
+            assert runner.run(chatty, CancelToken(), Collected()).exit_code == 0
+            token = CancelToken()
+            threading.Timer(0.5, lambda: token.cancel("stop", force=True)).start()
+            stopped = runner.run(spec("sleep", "30", cwd=tmp_path), token, Collected())
+            assert stopped.cancelled
+            assert runner.run(spec("false", cwd=tmp_path), CancelToken(), Collected()).exit_code
+        finally:
+            runner.close()
+        queues = cluster.scheduler.extensions["queues"].queues
+        events = cluster.scheduler.extensions["events"]._events
+        deadline = time.monotonic() + 10  # the workers' last long polls end within a second
+        while (queues or events) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not queues and not events  # while the scheduler still runs

@@ -40,7 +40,7 @@ from typing import Any
 
 import distributed
 from distributed import Client, Event, LocalCluster, Queue
-from distributed.comm.addressing import get_address_host_port
+from distributed.comm.addressing import get_address_host_port, parse_address
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.cluster import DaskOptions, DaskSetupError
@@ -96,7 +96,8 @@ def _open(options: DaskOptions) -> tuple[Client, LocalCluster | None]:
     try:
         # A malformed address is refused before a Client exists: a Client that failed to
         # construct hangs for 20 s when it is collected.
-        get_address_host_port(options.scheduler)
+        if parse_address(options.scheduler)[0] != "inproc":  # a scheduler in this process
+            get_address_host_port(options.scheduler)
     except ValueError as exc:
         raise DaskSetupError(
             f"invalid Dask scheduler address {options.scheduler!r}: {exc}"
