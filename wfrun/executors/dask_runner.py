@@ -154,8 +154,10 @@ class DaskProcessRunner:
         stopper = _Stopper(client, channels, self._chores)
         try:
             output.put(TICKET)
+            # The working directory as this side resolves it: the worker's own is elsewhere.
+            shipped = replace(spec, cwd=spec.cwd.absolute())
             future = client.submit(
-                run_on_worker, spec, channels, key=channels.key, pure=False, retries=0
+                run_on_worker, shipped, channels, key=channels.key, pure=False, retries=0
             )
             unregister = cancel.on_cancel(stopper.stop)
             try:
