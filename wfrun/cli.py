@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from wfrun.errors import Diagnostic
     from wfrun.events import Reporter
     from wfrun.executors.base import Executor
+    from wfrun.executors.cluster import DaskOptions
     from wfrun.journal import Resume
     from wfrun.model import Workflow
+    from wfrun.planner import Plan
     from wfrun.results import RunResult
 
 
@@ -59,6 +61,11 @@ class ValidateFormat(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
     GITHUB = "github"
+
+
+class ExecutorName(enum.StrEnum):
+    LOCAL = "local"
+    DASK = "dask"
 
 
 class PlanFormat(enum.StrEnum):
@@ -678,6 +685,46 @@ def run(
     ] = None,
     resume: ResumeOpt = None,
     html: HtmlOpt = None,
+    executor: Annotated[
+        ExecutorName | None,
+        typer.Option(
+            "--executor",
+            help="Where steps run: here (local), or on a Dask cluster (dask; pip install "
+            "'wfrun[dask]'). Default: dask when --scheduler is given, else local.",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="The Dask scheduler to run steps on (tcp://HOST:8786); without it, "
+            "--executor dask starts a local cluster for the run.",
+            show_default=False,
+        ),
+    ] = None,
+    dask_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--dask-workers",
+            min=1,
+            metavar="N",
+            help="Workers of the local cluster (default 1).",
+            show_default=False,
+        ),
+    ] = None,
+    dask_threads: Annotated[
+        int | None,
+        typer.Option(
+            "--dask-threads",
+            min=1,
+            metavar="N",
+            help="Threads per worker of the local cluster, each running one step at a time "
+            "(default: the run's cap).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow: each step starts as soon as its dependencies are done and limits allow.
 
@@ -706,9 +753,11 @@ def run(
         _fail(str(err), ExitCode.INVALID)
     if not dry_run:
         _check_log_dir(log_dir)
+    where = _where_steps_run(executor, scheduler, dask_workers, dask_threads, planned)
+    step_executor = _executor(dry_run, where)
     reporters = _reporters(ui, output)
     runner = WorkflowRunner(
-        executor=_executor(dry_run),
+        executor=step_executor,
         reporters=reporters,
         log_dir=None if dry_run else log_dir,
         env=env,
@@ -720,6 +769,9 @@ def run(
     try:
         result = runner.execute_plan(planned, keep_going=keep_going, resume=resumed)
     except (RunDirectoryError, MissingSecretError) as err:
+        from wfrun.executors.base import close_executor
+
+        close_executor(step_executor)  # the run never began: stop its Dask cluster too
         _fail(str(err), ExitCode.INVALID)
     finally:
         for reporter in reporters:
@@ -818,11 +870,56 @@ def _cannot_write_in(directory: Path) -> str | None:
         return f"cannot write in {directory}: {err.strerror or err}"
 
 
-def _executor(dry_run: bool) -> Executor:
+def _where_steps_run(
+    executor: ExecutorName | None,
+    scheduler: str | None,
+    workers: int | None,
+    threads: int | None,
+    planned: Plan,
+) -> DaskOptions | None:
+    """The Dask cluster to use, or None to run steps here; exit 2 on a contradiction."""
+    from wfrun.executors.cluster import DaskOptions
+
+    kind = executor or (ExecutorName.DASK if scheduler is not None else ExecutorName.LOCAL)
+    dask_only = [
+        name
+        for name, value in (
+            ("--scheduler", scheduler),
+            ("--dask-workers", workers),
+            ("--dask-threads", threads),
+        )
+        if value is not None
+    ]
+    if kind is ExecutorName.LOCAL:
+        if dask_only:
+            verb = "needs" if len(dask_only) == 1 else "need"
+            _fail(f"{', '.join(dask_only)} {verb} --executor dask", ExitCode.INVALID)
+        return None
+    if scheduler is not None and (workers is not None or threads is not None):
+        _fail(
+            "--dask-workers and --dask-threads shape the local cluster; the cluster at "
+            "--scheduler has the workers it has",
+            ExitCode.INVALID,
+        )
+    # Enough worker threads for every step the cap lets run at once: a step that waited in
+    # Dask's queue would count as running in wfrun's display and report.
+    return DaskOptions(
+        scheduler=scheduler, workers=workers or 1, threads=threads or planned.max_concurrency
+    )
+
+
+def _executor(dry_run: bool, dask: DaskOptions | None = None) -> Executor:
     if dry_run:
         from wfrun.executors.dry_run import DryRunExecutor
 
         return DryRunExecutor()
+    if dask is not None:
+        from wfrun.executors.cluster import DaskSetupError, dask_executor
+
+        try:
+            return dask_executor(dask)
+        except DaskSetupError as err:
+            _fail(str(err), ExitCode.INVALID)
     from wfrun.executors.routing import default_executor
 
     return default_executor()

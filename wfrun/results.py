@@ -107,6 +107,7 @@ class StepResult:
     # first attempt's start and end_time the last one's end.
     attempt_results: tuple[AttemptResult, ...] = ()
     reused: bool = False  # taken from an earlier run by --resume, not run (SPEC §11.2)
+    worker: str | None = None  # the Dask worker that ran it (--executor dask)
 
     def __post_init__(self) -> None:
         if self.wait is not None and self.wait_reason is None:
@@ -173,6 +174,8 @@ class StepResult:
         d["attempts"] = self.attempts
         d["attemptResults"] = [a.to_dict() for a in self.attempt_results]
         d["reused"] = self.reused
+        if self.worker is not None:
+            d["worker"] = self.worker
         return d
 
 

@@ -528,6 +528,7 @@ class Scheduler:
             log_error=outcome.log_error,
             outputs=dict(outcome.outputs),
             attempt_results=tuple(self._attempts.get(step_id, ())),
+            worker=outcome.where,
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:

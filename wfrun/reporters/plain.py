@@ -74,6 +74,8 @@ def step_line(result: StepResult) -> str:
         line += f" in {format_duration(result.duration)}"
     if result.attempts > 1:
         line += f" after {result.attempts} attempts"
+    if result.worker is not None:
+        line += f" on {shown(result.worker)}"
     if result.reason and not result.success:
         line += f": {shown(result.reason)}"
     return line

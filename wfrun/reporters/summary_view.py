@@ -162,7 +162,14 @@ def _group_table(index: int, rows: list[StepResult], width: int) -> Table:
     table.add_column("step", min_width=width)
     table.add_column("status", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
-    _add_rows(table, rows, [[Text(shown(r.step_id)), _status_cell(r), _time_cell(r)] for r in rows])
+    cells: list[list[RenderableType]] = [
+        [Text(shown(r.step_id)), _status_cell(r), _time_cell(r)] for r in rows
+    ]
+    if any(r.worker is not None for r in rows):  # --executor dask: where each step ran
+        table.add_column("worker", no_wrap=True)
+        for r, row in zip(rows, cells, strict=True):
+            row.append(Text(shown(r.worker or "")))
+    _add_rows(table, rows, cells)
     return table
 
 
@@ -356,6 +363,8 @@ def _digest(r: StepResult) -> Panel:
         body.add_row("reason", Text(shown(r.reason)))
     if r.duration is not None:
         body.add_row("ran for", format_duration(r.duration))
+    if r.worker is not None:
+        body.add_row("worker", Text(shown(r.worker)))
     lines = tail_lines(r.output_tail)
     if lines:
         label = "last line" if len(lines) == 1 else f"last {len(lines)} lines"
