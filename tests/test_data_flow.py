@@ -721,3 +721,33 @@ steps:
     assert report["stepResults"]["slow"]["status"] == "timed_out"
     assert report["stepResults"]["cleanup"]["status"] == "cancelled"
     assert not marker.exists()
+
+
+def test_outputs_and_references_work_on_a_dask_cluster(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = script(
+        tmp_path,
+        "writer",
+        "import os\nopen(os.environ['WFRUN_OUTPUT'], 'a').write('v=1 2\\nm<<E\\na\\nb\\nE\\n')\n",
+    )
+    workflow = write(
+        tmp_path,
+        f"""
+env: {{OUT: "{out}"}}
+steps:
+  - id: build
+    config: {{command: "{PY}", args: ["{writer}"]}}
+  - id: use
+    dependsOn: [build]
+    if: steps.build.outputs.v == '1 2'
+    config: {{command: "{PY}", args: ["-c", "{ARGV_DUMP}", "${{{{ steps.build.outputs.v }}}}", "${{{{ steps.build.outputs.m }}}}"]}}
+""",
+    )
+    code, stdout, stderr, report = run(tmp_path, workflow, "--executor", "dask")
+    assert code == 0, stdout + stderr
+    assert report["stepResults"]["build"]["outputs"] == {"v": "1 2", "m": "a\nb"}
+    assert argv_of(out, "use") == ["1 2", "a\nb"]
