@@ -26,7 +26,6 @@ from wfrun.errors import WfrunError
 from wfrun.model import AgentConfig, Step, Workflow
 from wfrun.planner import topological_order
 from wfrun.results import StepResult, StepStatus, ms
-from wfrun.suggest import Vocabulary, listed
 
 JOURNAL_NAME = "journal.jsonl"
 JOURNAL_VERSION = 1
@@ -302,6 +301,8 @@ def find_journal(log_dir: Path, workflow_file: Path, run_id: str | None = None) 
             "--resume (or give --log-dir where its runs are)"
         )
     if run_id not in runs:
+        from wfrun.suggest import Vocabulary, listed
+
         hint = Vocabulary(runs).did_you_mean(run_id)
         newest = f"; the newest are: {listed(runs[:3])}" if runs and not hint else ""
         raise ResumeError(f"no run {run_id!r} under {log_dir}{hint}{newest}")
@@ -342,6 +343,8 @@ class Resume:
 
     def lines(self) -> tuple[str, ...]:
         """What the summary and `plan` say: what is reused, and why the rest runs."""
+        from wfrun.suggest import listed
+
         reused = self.reused
         rerun = [f"{d.step_id} ({d.why})" for d in self.decisions if not d.reuse]
         text = [f"resuming run {self.run_id}: reusing {_count(len(reused))}"]

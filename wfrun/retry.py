@@ -5,10 +5,13 @@ how long it waits first. Pure: the scheduler holds the clock and the random sour
 from __future__ import annotations
 
 import enum
-import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from wfrun.results import StepOutcome, StepStatus
+
+if TYPE_CHECKING:
+    import random
 
 DEFAULT_DELAY = 1.0
 DEFAULT_BACKOFF = 2.0
@@ -56,7 +59,11 @@ class RetryPolicy:
         base = self.delay * self.backoff ** max(0, attempt - 2)
         if self.max_delay is not None:
             base = min(base, self.max_delay)
-        return base * (1.0 + JITTER * (rng or random).random())
+        if rng is None:
+            import random  # only a run with retries needs it: spared at start-up
+
+            rng = random.Random()
+        return base * (1.0 + JITTER * rng.random())
 
 
 def failure_kind(outcome: StepOutcome) -> FailureKind | None:

@@ -18,12 +18,10 @@ import functools
 import heapq
 import os
 import queue
-import random
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +55,9 @@ from wfrun.model import ScriptConfig, Step
 from wfrun.planner import Plan
 
 if TYPE_CHECKING:
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
     from wfrun.expressions import Value
     from wfrun.substitution import RunFacts
 from wfrun.results import (
@@ -135,7 +136,7 @@ class Scheduler:
         self._attempts: dict[str, list[AttemptResult]] = {}
         self._retries: list[tuple[float, int, str]] = []  # (due, file index, step): a heap
         self._last: dict[str, _Done] = {}  # paused steps: how their last attempt ended
-        self._rng = random.Random(settings.seed)
+        self._rng: random.Random | None = None  # the retry delays' jitter, at the first retry
         self._journal: JournalWriter | None = None
         self._status: RunStatus | None = None  # set when the run is cut short
         self._error: str | None = None
@@ -174,7 +175,7 @@ class Scheduler:
         if run_dir is not None:
             self._journal = JournalWriter(run_dir, self._settings.run_id, self._plan.workflow)
         workers = max(1, min(self._plan.max_concurrency, len(self._plan.steps)))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="wfrun-step")
+        pool = _Workers(workers)
         try:
             for skip in self._dispatcher.take_initial_skips():
                 self._finish_unstarted(skip)
@@ -184,7 +185,7 @@ class Scheduler:
             # Whatever happened (KeyboardInterrupt, a bug), no step outlives the run.
             for token in self._tokens.values():
                 token.cancel("run aborted", force=True)
-            pool.shutdown(wait=True)
+            pool.shutdown()
             # Ends the steps the executor started itself, which post their ends to the inbox.
             close_executor(self._executor)
             for message in _drain(self._inbox):  # ends posted after the loop stopped
@@ -209,7 +210,7 @@ class Scheduler:
 
     # ---- the loop ------------------------------------------------------------------------------
 
-    def _loop(self, pool: ThreadPoolExecutor) -> None:
+    def _loop(self, pool: _Workers) -> None:
         timeout = self._plan.workflow.timeout
         deadline = None if timeout is None else self._t0 + timeout
         while self._dispatcher.is_active():
@@ -245,7 +246,7 @@ class Scheduler:
         else:
             self._on_interrupt(message)
 
-    def _start(self, pool: ThreadPoolExecutor, step_id: str) -> None:
+    def _start(self, pool: _Workers, step_id: str) -> None:
         step = self._plan.step(step_id)
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
@@ -383,6 +384,10 @@ class Scheduler:
         self._last[step.id] = done
         attempt = len(self._attempts[step.id]) + 1
         assert step.retry is not None
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random(self._settings.seed)
         delay = step.retry.delay_before(attempt, self._rng)
         now = self.now()
         heapq.heappush(self._retries, (now + delay, step.index, step.id))
@@ -593,6 +598,27 @@ class Scheduler:
 
     def _emit(self, event: Event) -> None:
         self._delivery.post(event)
+
+
+class _Workers:
+    """Threads for the executors that cannot start a step and return (agent steps, dry runs):
+    created at the first such step, so a run of scripts, which the supervising loop starts,
+    does not even import concurrent.futures (start-up time)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, work: Callable[[StepContext], None], context: StepContext) -> None:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self._size, thread_name_prefix="wfrun-step")
+        self._pool.submit(work, context)
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _reads_references(step: Step) -> bool:
