@@ -751,3 +751,157 @@ steps:
     assert code == 0, stdout + stderr
     assert report["stepResults"]["build"]["outputs"] == {"v": "1 2", "m": "a\nb"}
     assert argv_of(out, "use") == ["1 2", "a\nb"]
+
+
+# ---- what new users found ----------------------------------------------------------------------
+
+
+def test_a_cleanup_reads_the_status_of_a_step_skipped_before_anything_ran(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    workflow = write(
+        tmp_path,
+        f"""
+env: {{OUT: "{out}"}}
+vars: {{target: staging}}
+steps:
+  - id: deploy
+    if: vars.target == 'production'
+    config: {{command: "true"}}
+  - id: cleanup
+    dependsOn: [deploy]
+    if: always()
+    config: {{command: "{PY}", args: ["-c", "{ARGV_DUMP}", "deploy was ${{{{ steps.deploy.status }}}}"]}}
+""",
+    )
+    code, stdout, stderr, report = run(tmp_path, workflow)
+    assert code == 0, stdout + stderr
+    assert "Traceback" not in stderr
+    assert argv_of(out, "cleanup") == ["deploy was skipped"]
+    assert report["stepResults"]["deploy"]["status"] == "skipped"
+
+
+def test_failure_hears_of_a_failure_further_up_the_chain(tmp_path: Path) -> None:
+    workflow = write(
+        tmp_path,
+        """
+steps:
+  - id: build
+    config: {command: "false"}
+  - id: deploy
+    dependsOn: [build]
+    config: {command: "true"}
+  - id: notify
+    dependsOn: [deploy]
+    if: failure()
+    config: {command: "true"}
+""",
+    )
+    code, _, _, report = run(tmp_path, workflow)
+    assert code == 1
+    assert report["stepResults"]["deploy"]["status"] == "skipped"
+    assert report["stepResults"]["notify"]["status"] == "succeeded"
+
+
+def test_a_secret_in_a_start_failure_is_masked_in_every_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    secret = "tok-abc-123456"
+    workflow = write(
+        tmp_path,
+        """
+secrets: [TOKEN]
+steps:
+  - id: wd
+    config: {command: pwd, workingDirectory: "/tmp/${{ env.TOKEN }}"}
+  - id: prog
+    config: {command: "/nonexistent/${{ env.TOKEN }}"}
+""",
+    )
+    logs = tmp_path / "logs"
+    done = subprocess.run(
+        [
+            PY,
+            "-m",
+            "wfrun",
+            "run",
+            str(workflow),
+            "-k",
+            "--ui",
+            "plain",
+            "--log-dir",
+            str(logs),
+            "--html",
+            str(tmp_path / "page.html"),
+            "--junit",
+            str(tmp_path / "junit.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKEN": secret},
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    (run_dir,) = logs.iterdir()
+    trace = subprocess.run(
+        [PY, "-m", "wfrun", "report", str(run_dir), "--trace", str(tmp_path / "trace.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert trace.returncode == 0, trace.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["stepResults"]["prog"]["attemptResults"][0]["reason"].endswith(
+        "/nonexistent/***'"
+    )
+    for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
+        assert secret not in path.read_text(errors="replace"), path
+    assert secret not in done.stdout + done.stderr + trace.stdout
+
+
+def test_references_are_refused_where_nothing_substitutes_them(tmp_path: Path) -> None:
+    workflow = write(
+        tmp_path,
+        """
+vars: {tool: python3, x: a}
+env: {GLOBAL: "${{ vars.x }}"}
+steps:
+  - id: ok
+    config: {command: "${{ vars.tool }}", args: ["-c", "print(1)"]}
+  - id: m
+    matrix: {v: ["${{ vars.x }}", b], exclude: [{v: c}]}
+    config: {command: echo}
+  - id: n
+    dependsOn: [m]
+    if: steps.m.status == 'failed'
+    config: {command: echo}
+""",
+    )
+    done = wfrun("validate", str(workflow))
+    assert done.returncode == 1
+    f = str(workflow)
+    assert f"{f}:3:16: 'env.GLOBAL' is used as written" in done.stdout
+    assert f"{f}:8:19: a matrix value is used as written" in done.stdout
+    assert "exclude names v: c, which is not one of its values (${{ vars.x }}, b)" in done.stdout
+    assert "steps.m.status is ambiguous" in done.stdout
+    assert "step 'ok'" not in done.stdout  # a reference as the whole command is one program
+    assert "4 problems found" in done.stdout
+
+
+def test_every_unknown_set_is_named_and_a_nul_output_is_refused(tmp_path: Path) -> None:
+    workflow = write(
+        tmp_path,
+        f"""
+vars: {{target: a}}
+steps:
+  - id: a
+    config: {{command: "{PY}", args: ["-c", "import os; open(os.environ['WFRUN_OUTPUT'], 'w').write('v=a' + chr(0) + 'b')"]}}
+""",
+    )
+    done = wfrun("run", str(workflow), "--set", "one=1", "--set", "two=2")
+    assert done.returncode == 2
+    assert "--set one:" in done.stderr and "--set two:" in done.stderr
+    code, _, _, report = run(tmp_path, workflow)
+    assert code == 1
+    assert "NUL character" in report["stepResults"]["a"]["reason"]

@@ -561,6 +561,9 @@ def _parameter_clashes(
             yield source.at(path, message)
 
 
+_WORD = re.compile(r"(?:\$\{\{.*?\}\}|\S)+")
+
+
 def _command_lines(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
     """A whole command line in `command` without `shell: true` names no program that exists."""
     for index, step in steps:
@@ -569,7 +572,8 @@ def _command_lines(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]
         command = _field(source, index, step, "config", "command")
         if not isinstance(command, str) or _field(source, index, step, "config", "shell"):
             continue
-        words = command.split()
+        # A `${{ … }}` reference is one value, spaces inside it or not.
+        words = _WORD.findall(command)
         if len(words) < 2 or ("/" in words[0] and not any(w.startswith("-") for w in words)):
             continue  # one word, or a path with a space in it (`/opt/My Tools/bin/tool`)
         args = ", ".join(words[1:])

@@ -49,9 +49,12 @@ _GOOD = (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE)
 
 @dataclass(frozen=True, slots=True)
 class Dependencies:
-    """How a judged step's dependencies ended: what `success()` and `failure()` answer."""
+    """How a judged step's dependencies ended, the indirect ones too, as in GitHub Actions:
+    `failure()` is true when any step before it failed, so a `notify` after `deploy` hears of
+    a failed `build` that skipped `deploy`. `known` is how every step decided so far ended."""
 
-    ended: Mapping[str, Completion]
+    ended: Mapping[str, Completion]  # every dependency, direct or not
+    known: Mapping[str, Completion] = field(default_factory=dict)
 
     def success(self) -> bool:
         return all(how in _GOOD for how in self.ended.values())
@@ -191,9 +194,9 @@ class Dispatcher:
         skipped, self._pending_effects.skipped = self._pending_effects.skipped, []
         return skipped
 
-    def ended_how(self, step_id: str) -> Completion | None:
-        """How a step ended, as scheduling saw it; None while it may still run."""
-        return self._ended.get(step_id)
+    def ended_statuses(self) -> Mapping[str, Completion]:
+        """How each step that ended so far ended, as scheduling saw it."""
+        return self._ended
 
     def pool_usage(self) -> dict[str, tuple[int, int]]:
         """Pool -> (units in use, capacity)."""
@@ -408,15 +411,27 @@ class Dispatcher:
                 elif self._deps_left[dep] == 0:
                     self._resolve(dep, effects)
 
+    def _ancestors(self, step: Step) -> list[str]:
+        """Every step `step` depends on, directly or not."""
+        seen: dict[str, None] = {}
+        stack = list(step.depends_on)
+        while stack:
+            sid = stack.pop()
+            if sid not in seen:
+                seen[sid] = None
+                stack.extend(self._steps[sid].depends_on)
+        return list(seen)
+
     def _resolve(self, step_id: str, effects: FinishEffects) -> None:
         """Every dependency of `step_id` has ended: judge its condition, then make it ready."""
         step = self._steps[step_id]
         if step.condition is not None and self._judge is not None:
             from wfrun.expressions import ExpressionError
 
-            ended = {d: self._ended[d] for d in step.depends_on}
+            # An ancestor may still run: a stop ended its dependents before it.
+            ended = {d: self._ended[d] for d in self._ancestors(step) if d in self._ended}
             try:
-                runs = self._judge(step, Dependencies(ended))
+                runs = self._judge(step, Dependencies(ended, self._ended))
             except ExpressionError as error:
                 self._done.add(step_id)
                 effects.skipped.append(Skip(step_id, StepStatus.FAILED, f"if: {error}"))

@@ -14,7 +14,16 @@ from typing import Any
 from wfrun.checks import Indexed, JsonPath, Source, _field, step_label
 from wfrun.errors import Diagnostic
 from wfrun.expressions import ExpressionError, Function, FunctionCall, Reference
-from wfrun.matrix import EXCLUDE, MAX_INSTANCES, expand, instance_id, matrix_keys, raw_count
+from wfrun.matrix import (
+    EXCLUDE,
+    MAX_INSTANCES,
+    expand,
+    instance_id,
+    matrix_keys,
+    raw_count,
+    same_value,
+    value_text,
+)
 from wfrun.suggest import closest, listed
 from wfrun.templates import parse_condition, parse_template, template_problems
 
@@ -59,6 +68,7 @@ def templated_fields(step: Mapping[str, Any]) -> Iterator[tuple[JsonPath, str]]:
 def check_data_flow(source: Source, steps: list[Indexed]) -> list[Diagnostic]:
     """Every problem of the references, conditions and matrices of the workflow in `source`."""
     found: list[Diagnostic] = []
+    found += _unsubstituted(source, steps)
     found += _matrices(source, steps)
     graph = _graph(source, steps)
     declared = source.data.get("vars") if isinstance(source.data, dict) else None
@@ -75,6 +85,52 @@ def check_data_flow(source: Source, steps: list[Indexed]) -> list[Diagnostic]:
         if isinstance(condition, str) and source.ok(("steps", index, "if")):
             found += checker.condition(("steps", index, "if"), condition)
     return found
+
+
+# ---- where references are not substituted -----------------------------------------------------
+
+_WHERE_REFERENCES_WORK = (
+    "references are substituted in a step's config (command, args, env, workingDirectory, "
+    "prompt, parameters) and its if"
+)
+
+
+def _unsubstituted(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
+    """`${{` where nothing substitutes it would reach a program or a display as written."""
+    data = source.data if isinstance(source.data, dict) else {}
+    places: list[JsonPath] = [("name",)]
+    env = data.get("env")
+    places += [("env", name) for name in (env if isinstance(env, dict) else {})]
+    agents = data.get("agents")
+    for name, agent in (agents if isinstance(agents, dict) else {}).items():
+        if not isinstance(agent, dict):
+            continue
+        command = agent.get("command")
+        places += [("agents", name, "command", j) for j in range(len(command or ()))]
+        agent_env = agent.get("env")
+        places += [("agents", name, "env", k) for k in (agent_env or {})]
+    for index, step in steps:
+        matrix = step.get("matrix")
+        for key, values in (matrix if isinstance(matrix, dict) else {}).items():
+            if key != EXCLUDE and isinstance(values, list):
+                places += [("steps", index, "matrix", key, j) for j in range(len(values))]
+    for path in places:
+        value = _value(data, path)
+        if isinstance(value, str) and "${{" in value and source.ok(path):
+            where = "a matrix value" if "matrix" in path else source.name(path)
+            message = f"{where} is used as written: {_WHERE_REFERENCES_WORK}, not here"
+            yield source.inside(path, value.index("${{"), message)
+
+
+def _value(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 # ---- matrices -------------------------------------------------------------------------------
@@ -113,14 +169,18 @@ def _matrices(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]:
             other = taken.get(instance)
             if other is not None:
                 line = source.locate(("steps", other, "id")).line
-                what = "step" if other != index else "another instance of this step"
+                what = "the step" if other != index else "another instance of this step"
                 message = (
                     f"the matrix of {label} makes an instance id {instance!r} that clashes "
-                    f"with the {what} at line {line}"
+                    f"with {what} at line {line}"
                 )
                 yield source.at(path, message)
                 break
             taken[instance] = index
+
+
+def _values(values: Any) -> list[Any]:
+    return values if isinstance(values, list) else []
 
 
 def _excludes(
@@ -129,12 +189,21 @@ def _excludes(
     for j, rule in enumerate(matrix.get(EXCLUDE) or ()):
         if not isinstance(rule, dict):
             continue
-        for key in rule:
+        for key, value in rule.items():
             if key not in keys:
                 hint = closest(key, keys)
                 suggestion = f" (did you mean {hint!r}?)" if hint else f" (keys: {listed(keys)})"
                 message = f"exclude names {key!r}, which is not a key of the matrix{suggestion}"
                 yield source.at((*path, EXCLUDE, j, key), message)
+            elif isinstance(matrix[key], list) and not any(
+                same_value(value, v) for v in matrix[key]
+            ):
+                shown = ", ".join(value_text(v) for v in matrix[key])
+                message = (
+                    f"exclude names {key}: {value_text(value)}, which is not one of its values "
+                    f"({shown}): it leaves nothing out"
+                )
+                yield source.at_value((*path, EXCLUDE, j, key), message)
 
 
 # ---- the graph ------------------------------------------------------------------------------
@@ -197,11 +266,11 @@ class _StepChecker:
         self.variables = variables
         self.label = step_label(source.data, index)
         matrix = step.get("matrix")
-        self.matrix_keys = (
-            matrix_keys(matrix)
-            if isinstance(matrix, dict) and source.ok(("steps", index, "matrix"))
-            else None
+        # A matrix the schema refused has keys nobody knows: its references are not judged.
+        self.matrix_unknown = "matrix" in step and not (
+            isinstance(matrix, dict) and source.ok(("steps", index, "matrix"))
         )
+        self.matrix_keys = matrix_keys(matrix) if isinstance(matrix, dict) else None
         config = step.get("config")
         self.shell = isinstance(config, dict) and config.get("shell") is True
 
@@ -300,11 +369,12 @@ class _StepChecker:
             yield self._at(path, ref.part_offsets[1], message)
             return
         instances = self.graph.matrix_steps.get(target)
-        if field_name == "outputs" and instances:
+        if instances:
             example = instances[0]
             message = (
-                f"{where}: steps.{target}.outputs is ambiguous: {target!r} is a matrix step with "
-                f"{len(instances)} instances; read one of them, e.g. steps.{example}.outputs"
+                f"{where}: steps.{target}.{field_name} is ambiguous: {target!r} is a matrix step "
+                f"with {len(instances)} instances; read one of them, e.g. "
+                f"steps.{example}.{field_name}"
             )
             yield self._at(path, offset, message)
 
@@ -336,6 +406,8 @@ class _StepChecker:
             return
         name = ref.path[0]
         where = self._where(path)
+        if self.matrix_unknown:
+            return
         if self.matrix_keys is None:
             message = f"{where}: {self.label} has no matrix to read {name!r} from"
             yield self._at(path, ref.offset, message)

@@ -73,12 +73,23 @@ def fingerprint(workflow: Workflow, step: Step) -> str:
         "step": _plain(step),
         "agent": agent,
         "env": _plain(workflow.env),
-        "vars": _plain(getattr(workflow, "vars", {})),  # issue 11 adds `vars`
+        # Only the variables the step reads: `--set` of another one does not rerun it.
+        "vars": _plain({name: workflow.vars[name] for name in _variables_read(step, workflow)}),
     }
     text = json.dumps(document, sort_keys=True, ensure_ascii=True, default=str)
     import hashlib  # imported at the first finished step, not at start-up
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _variables_read(step: Step, workflow: Workflow) -> list[str]:
+    from wfrun.substitution import references_of
+
+    read = references_of(step)
+    if "vars" in read:  # `vars[...]` with a computed name: any of them
+        return sorted(workflow.vars)
+    names = [ref.split(".", 1)[1] for ref in read if ref.startswith("vars.")]
+    return sorted({name.split(".")[0].split("[")[0] for name in names} & set(workflow.vars))
 
 
 # ---- writing -----------------------------------------------------------------------------------

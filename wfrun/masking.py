@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from wfrun.errors import WfrunError
 
@@ -42,6 +43,16 @@ class Masker:
 
     def maybe(self, value: str | None) -> str | None:
         return None if value is None else self.text(value)
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value (an agent's reply) with every string in it masked."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        return value
 
     def data(self, value: bytes) -> bytes:
         for secret in self._bytes:
@@ -93,8 +104,10 @@ def missing_secrets(names: Iterable[str], env: Mapping[str, str]) -> list[str]:
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """The variables of a dotenv file (`NAME=value`, `export NAME=value`, quotes, comments)."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise EnvFileError(f"{path}: no such file (--env-file)")
+    if file.is_dir():
+        raise EnvFileError(f"{path}: is a directory, not a dotenv file (--env-file)")
     from dotenv import dotenv_values
 
     try:

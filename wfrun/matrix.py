@@ -54,7 +54,7 @@ def instance_name(name: str, combination: Mapping[str, MatrixValue]) -> str:
     return f"{name} ({', '.join(value_text(v) for v in combination.values())})"
 
 
-def _same(left: Any, right: Any) -> bool:
+def same_value(left: Any, right: Any) -> bool:
     # `true` is not `1` here, although Python thinks so.
     return (type(left) is type(right) and left == right) or (
         not isinstance(left, bool)
@@ -67,7 +67,7 @@ def _same(left: Any, right: Any) -> bool:
 
 def _excluded(combination: Mapping[str, Any], excludes: Sequence[Mapping[str, Any]]) -> bool:
     return any(
-        all(key in combination and _same(combination[key], v) for key, v in rule.items())
+        all(key in combination and same_value(combination[key], v) for key, v in rule.items())
         for rule in excludes
     )
 

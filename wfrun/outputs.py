@@ -41,12 +41,19 @@ def create_output_file(directory: Path, step_id: str) -> Path:
 def read_outputs(path: Path) -> dict[str, str]:
     """The outputs a step wrote to `path`; OutputError for a malformed file."""
     try:
-        with open(path, "rb") as handle:
+        # Not through a link the step left in its place: it would quote another file's line.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as handle:
             data = handle.read(MAX_OUTPUTS_BYTES + 1)
     except FileNotFoundError:
         return {}  # the step removed it: it set nothing
     except OSError as exc:
         raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
+    if b"\0" in data:
+        raise OutputError(
+            "its outputs file holds a NUL character, which no argument or environment "
+            "variable can carry"
+        )
     if len(data) > MAX_OUTPUTS_BYTES:
         raise OutputError(
             f"its outputs file holds more than {MAX_OUTPUTS_BYTES // 1024} KiB: "

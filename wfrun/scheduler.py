@@ -322,17 +322,23 @@ class Scheduler:
             )
         return self._facts
 
-    def _contexts(self, step: Step) -> dict[str, Value]:
+    def _contexts(
+        self, step: Step, known: Mapping[str, Completion] | None = None
+    ) -> dict[str, Value]:
+        """The contexts of `step`'s references; `known`: how the dispatcher saw steps end, for
+        those decided in this same turn and not reported yet (while it is being built too)."""
         from wfrun.substitution import StepData, contexts, referenced_steps
 
+        if known is None:
+            known = self._dispatcher.ended_statuses()
         ended: dict[str, StepData] = {}
         for sid in referenced_steps(step):
             result = self._results.get(sid)
             if result is not None:
                 ended[sid] = StepData(result.status.value, result.outputs)
                 continue
-            how = self._dispatcher.ended_how(sid)
-            if how is not None:  # decided within this same turn, not reported yet
+            how = known.get(sid)
+            if how is not None:
                 ended[sid] = StepData(_STATUS_OF[how], {})
         return contexts(self._run_facts(), step, ended)
 
@@ -340,7 +346,7 @@ class Scheduler:
         """The dispatcher asks whether a step's `if` holds, once its dependencies ended."""
         from wfrun.substitution import holds
 
-        return holds(step, self._contexts(step), dependencies)
+        return holds(step, self._contexts(step, dependencies.known), dependencies)
 
     def _work(self, context: StepContext) -> None:
         """Runs in a worker thread: execute the step, post how it ended. The post is in a
@@ -359,7 +365,8 @@ class Scheduler:
     def _complete(self, done: _Done) -> None:
         step = self._plan.step(done.step_id)
         token = self._tokens.pop(done.step_id)
-        outcome = done.outcome
+        # Masked once, before anything keeps it: the attempts, the result, the events.
+        outcome = self._masked(done.outcome)
         if token.cancelled and outcome.status is StepStatus.CANCELLED:
             # The executor saw a cancel: the token knows why (a timeout of the whole run, a
             # failing sibling, an interrupt).
@@ -373,9 +380,24 @@ class Scheduler:
         )
         stopping = token.cancelled or self._status is not None or self._dispatcher.stopping
         if not stopping and should_retry(step.retry, outcome, len(attempts)):
-            self._retry_later(done, attempts[-1])
+            self._retry_later(_Done(step.id, outcome, done.at), attempts[-1])
             return
         self._conclude(_Done(step.id, outcome, done.at), stopped_by_run=token.cancelled)
+
+    def _masked(self, outcome: StepOutcome) -> StepOutcome:
+        """The outcome with the run's secrets written as *** in every text it carries (the
+        reason quotes a path or a command line built from a reference, say)."""
+        masker = self._masker
+        if masker is None:
+            return outcome
+        return replace(
+            outcome,
+            reason=masker.maybe(outcome.reason),
+            command=masker.maybe(outcome.command),
+            output_tail=masker.text(outcome.output_tail),
+            output=masker.value(outcome.output),
+            outputs={k: masker.text(v) for k, v in outcome.outputs.items()},
+        )
 
     def _retry_later(self, done: _Done, failed: AttemptResult) -> None:
         """The attempt failed and another is due: give back its units and slot until then."""
@@ -502,18 +524,6 @@ class Scheduler:
     def _step_result(
         self, step_id: str, outcome: StepOutcome, end: float, allowed: bool
     ) -> StepResult:
-        masker = self._masker
-        if masker is not None:
-            outcome = replace(
-                outcome,
-                reason=masker.maybe(outcome.reason),
-                command=masker.maybe(outcome.command),
-                output_tail=masker.text(outcome.output_tail),
-                output=masker.text(outcome.output)
-                if isinstance(outcome.output, str)
-                else outcome.output,
-                outputs={k: masker.text(v) for k, v in outcome.outputs.items()},
-            )
         return StepResult(
             step_id=step_id,
             status=outcome.status,

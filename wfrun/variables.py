@@ -30,17 +30,21 @@ def with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
     if not overrides:
         return workflow
     declared = list(workflow.vars)
+    problems: list[str] = []
     for name in overrides:
         if name in workflow.vars:
             continue
         if not declared:
-            raise VariableError(
+            problems.append(
                 f"--set {name}: the workflow declares no vars (add a vars: section with {name})"
             )
+            continue
         hint = closest(name, declared)
         suggestion = f"did you mean {hint!r}? " if hint else ""
-        raise VariableError(
+        problems.append(
             f"--set {name}: not a variable of the workflow ({suggestion}declared: "
             f"{listed(declared)})"
         )
+    if problems:
+        raise VariableError("\n".join(problems))
     return replace(workflow, vars=frozen_map({**workflow.vars, **overrides}))

@@ -406,32 +406,87 @@ class Tree:
 
     def locate_inside(self, path: JsonPath, offset: int) -> Position:
         """Where character `offset` of the string at `path` is written: a reference inside a
-        long command is pointed at, not only its key. Exact for single-line scalars without
-        escapes and for block scalars (`|`, `>`); elsewhere the start of the value."""
+        long command is pointed at, not only its key. Escapes, quotes, folded lines and block
+        scalars are followed back to the text the user wrote."""
         _, node = self.nodes_at(path)
         if not isinstance(node, yaml.ScalarNode):
             return self.locate_value(path)
-        start, end = node.start_mark, node.end_mark
-        if node.style in ("|", ">"):
-            return self._inside_block(start.line + 1, end.line, offset) or _position(node)
-        if start.line != end.line:
-            return _position(node)
-        quoted = 1 if node.style in ("'", '"') else 0
-        return Position(start.line + 1, start.column + 1 + quoted + offset)
-
-    def _inside_block(self, first: int, last: int, offset: int) -> Position | None:
-        """Lines `first`..`last` (0-based) hold a block scalar's content; each line gives its
-        text plus one character (the newline, or the space it is folded into)."""
         if self._lines is None:
             self._lines = self._text.split("\n")
-        lines = self._lines[first : last + 1]
-        indents = [len(line) - len(line.lstrip(" ")) for line in lines if line.strip()]
-        if not indents:
-            return None
-        indent = min(indents)
-        for k, line in enumerate(lines):
-            width = max(len(line) - indent, 0) + 1
-            if offset < width:
-                return Position(first + k + 1, indent + offset + 1)
-            offset -= width
+        start, end = node.start_mark, node.end_mark
+        found: Position | None = None
+        if node.style in ("|", ">"):
+            found = _inside_block(self._lines, start.line + 1, end.line, offset)
+        else:
+            raw = self._text[start.index : end.index]
+            found_at = _inside_flow(raw, node.style, offset)
+            if found_at is not None:
+                line, col = found_at
+                found = Position(
+                    start.line + 1 + line, (start.column if line == 0 else 0) + col + 1
+                )
+        return found or _position(node)
+
+
+def _inside_block(lines: list[str], first: int, last: int, offset: int) -> Position | None:
+    """Lines `first`.. hold a block scalar's content, indented as its first non-empty line;
+    each gives its text plus one character (the newline, or the space it is folded into)."""
+    content = lines[first : last + 1]
+    indent = next((len(ln) - len(ln.lstrip(" ")) for ln in content if ln.strip()), None)
+    if indent is None:
         return None
+    for k, line in enumerate(content):
+        if line.strip() and len(line) - len(line.lstrip(" ")) < indent:
+            return None  # past the scalar: the next key
+        width = max(len(line) - indent, 0) + 1
+        if offset < width:
+            return Position(first + k + 1, indent + offset + 1)
+        offset -= width
+    return None
+
+
+_ESCAPE_LENGTHS = {"x": 4, "u": 6, "U": 10}  # `\\x41`, `\\u00e9`: the whole escape
+
+
+def _inside_flow(raw: str, style: str | None, offset: int) -> tuple[int, int] | None:
+    """(line, column), both 0-based within `raw`, of the character `offset` of the value of a
+    plain or quoted scalar written as `raw`: escapes and doubled quotes are one character,
+    a line break folds into a space, indentation on the next line is not part of the value."""
+    chars: list[tuple[str, int]] = []  # each character of the value, and where it stands
+    i = 1 if style in ("'", '"') else 0
+    stop = len(raw) - (1 if style in ("'", '"') else 0)
+    while i < stop:
+        c = raw[i]
+        if c == "\n" or c == "\r":
+            while chars and chars[-1][0] in " \t":
+                chars.pop()
+            j = i
+            blank = 0
+            while j < stop and raw[j] in " \t\r\n":
+                if raw[j] == "\n":
+                    blank += 1
+                j += 1
+            chars.extend(("\n", i) for _ in range(blank - 1))
+            if blank == 1:
+                chars.append((" ", i))
+            i = j
+        elif style == '"' and c == "\\" and i + 1 < stop:
+            if raw[i + 1] in "\r\n":  # an escaped line break: nothing
+                i += 2
+                while i < stop and raw[i] in " \t\r\n":
+                    i += 1
+                continue
+            chars.append(("?", i))
+            i += _ESCAPE_LENGTHS.get(raw[i + 1], 2)
+        elif style == "'" and c == "'" and i + 1 < stop and raw[i + 1] == "'":
+            chars.append(("'", i))
+            i += 2
+        else:
+            chars.append((c, i))
+            i += 1
+    if offset >= len(chars):
+        return None
+    at = chars[offset][1]
+    line = raw.count("\n", 0, at)
+    col = at - (raw.rfind("\n", 0, at) + 1)
+    return line, col
