@@ -152,10 +152,10 @@ def test_every_step_has_a_bar_and_every_pool_a_lane(run_page: tuple[Path, Path])
     assert page.lanes == {"cpu", "disk"}
     assert page.critical == set(report["parallelStats"]["criticalPath"])
     assert page.critical  # highlighted
-    # One of build and lint waited for the pool of one: its wait is drawn and explained.
+    # One of build and lint waited for the pool of one: its wait is drawn and explained. (On a
+    # loaded machine the other may wait a little too, for its own start.)
     waited = {sid for sid in page.waits if sid in ("build", "lint")}
-    assert len(waited) == 1
-    assert "why: pool cpu 1/1" in page.waits[waited.pop()]
+    assert any("why: pool cpu 1/1" in page.waits[sid] for sid in waited)
     assert text.count("<line class='cap'") == 2  # each lane's capacity
     assert "position: sticky" in text  # the time axis stays in view
     assert_offline(text, page)

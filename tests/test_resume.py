@@ -190,7 +190,7 @@ def test_resume_takes_the_newest_run_of_the_same_file(
     other = write("steps:\n" + attempt_step("other"), "other.yaml")
     assert run(workdir, mine).returncode == 0
     mine_id = run_dirs(workdir)[0].name
-    time.sleep(1.1)  # run ids sort by the second they start in
+    time.sleep(0.01)  # run ids sort by the millisecond they start in
     assert run(workdir, other).returncode == 0
     done = run(workdir, mine, "--resume")
     assert done.returncode == 0 and f"resuming run {mine_id}" in done.stdout

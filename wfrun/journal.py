@@ -83,6 +83,8 @@ def fingerprint(workflow: Workflow, step: Step) -> str:
 
 
 def _variables_read(step: Step, workflow: Workflow) -> list[str]:
+    if step.condition is None and not step.config_has_references():
+        return []
     from wfrun.substitution import references_of
 
     read = references_of(step)

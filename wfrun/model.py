@@ -159,6 +159,17 @@ class Step:
     def timeout(self) -> float | None:
         return self.config.timeout
 
+    def config_has_references(self) -> bool:
+        """Whether a string of its config holds `${{` (most do not: they run as written, and
+        the expression modules are not even imported for them)."""
+        config = self.config
+        texts = [*config.env.values(), config.working_directory or ""]
+        if isinstance(config, ScriptConfig):
+            texts += [config.command, *config.args]
+        else:
+            texts += [config.prompt, *config.parameters.values()]
+        return any("${{" in text for text in texts)
+
 
 @dataclass(frozen=True, slots=True)
 class ParallelConfig:

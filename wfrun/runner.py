@@ -28,9 +28,11 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """`20261126-231501-3f2a9c41`: sortable by time; 32 random bits, so neither two runs started
-    the same second nor someone guessing the coming ids in a shared log directory collide."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    """`20261126-231501-042-3f2a9c41`: sortable by time to the millisecond (runs started in the
+    same second, a run and its `--resume`, come in order); 32 random bits, so neither two runs
+    started at once nor someone guessing the coming ids in a shared log directory collide."""
+    moment = now or datetime.now()
+    stamp = f"{moment:%Y%m%d-%H%M%S}-{moment.microsecond // 1000:03d}"
     # os.urandom is what secrets reads, without the ~8 ms of its import (hmac, hashlib, random).
     return f"{stamp}-{os.urandom(4).hex()}"
 

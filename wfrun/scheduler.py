@@ -51,7 +51,7 @@ from wfrun.executors.base import (
 )
 from wfrun.journal import JournalWriter
 from wfrun.masking import Masker
-from wfrun.model import ScriptConfig, Step
+from wfrun.model import Step
 from wfrun.planner import Plan
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class Scheduler:
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
         unresolved: str | None = None
-        if getattr(self._executor, "resolves_references", True) and _reads_references(step):
+        if getattr(self._executor, "resolves_references", True) and step.config_has_references():
             from wfrun.expressions import ExpressionError
             from wfrun.substitution import resolve
 
@@ -629,18 +629,6 @@ class _Workers:
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-
-
-def _reads_references(step: Step) -> bool:
-    """Whether a string of the step's config holds `${{` (most steps do not: they start as
-    written, without the expression modules)."""
-    config = step.config
-    texts = [*config.env.values(), config.working_directory or ""]
-    if isinstance(config, ScriptConfig):
-        texts += [config.command, *config.args]
-    else:
-        texts += [config.prompt, *config.parameters.values()]
-    return any("${{" in text for text in texts)
 
 
 def _drain(inbox: queue.SimpleQueue[_Done | _Interrupt]) -> list[_Done | _Interrupt]:
