@@ -126,7 +126,7 @@ def test_report_of_a_failed_run_keeps_the_digest(write: Write, workdir: Path) ->
         ('{"schemaVersion": 99, "stepResults": {}}', "report format version 99"),
         (
             '{"schemaVersion": 1, "stepResults": {"a": {"status": "bogus"}}}',
-            "is not a wfrun report: bad or missing",
+            "is not a wfrun report: the document: 'runId' is a required property",
         ),
         (b"\xff\xfe", "is not a wfrun report: it is not UTF-8"),
     ],
@@ -170,3 +170,46 @@ def test_unreadable_report(pool_run: Path) -> None:
     report.chmod(0)
     done = wfrun("report", str(report))
     assert done.returncode == 2 and "cannot read" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda d: d.__setitem__("error", 5), "error: 5 is not of type"),
+        (lambda d: d.__setitem__("runDir", {}), "runDir: {} is not of type"),
+        (
+            lambda d: next(iter(d["stepResults"].values())).__setitem__("attemptResults", -1),
+            "attemptResults: -1 is not of type 'array'",
+        ),
+    ],
+)
+def test_a_report_with_a_field_of_the_wrong_type_is_refused_without_a_traceback(
+    pool_run: Path, workdir: Path, change: Callable[[dict[str, object]], None], says: str
+) -> None:
+    doc = json.loads((pool_run / "report.json").read_text())
+    change(doc)
+    bad = workdir / "bad.json"
+    bad.write_text(json.dumps(doc))
+    for extra in ([], ["--html", str(workdir / "p.html")], ["--trace", str(workdir / "t.json")]):
+        done = wfrun("report", str(bad), *extra)
+        assert done.returncode == 2, done.stderr
+        assert "is not a wfrun report" in done.stderr and says in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_page_and_trace_paths_ending_in_a_slash_are_refused(pool_run: Path, workdir: Path) -> None:
+    for option in ("--html", "--trace"):
+        done = wfrun("report", str(pool_run), option, str(workdir / "pages") + "/")
+        assert done.returncode == 2 and "names a directory" in done.stderr
+        assert not (workdir / "pages").exists()
+
+
+def test_the_newest_default_says_when_a_newer_run_never_finished(
+    pool_run: Path, workdir: Path
+) -> None:
+    logs = pool_run.parent
+    killed = logs / "99991231-235959-999-00000000"  # sorts after every real run
+    killed.mkdir()
+    done = wfrun("report", "--log-dir", str(logs))
+    assert done.returncode == 0
+    assert f"run {killed.name} is newer but has no report" in done.stderr

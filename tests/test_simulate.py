@@ -77,6 +77,21 @@ def test_pool_bound_prediction_and_advice_name_the_pool(write: Write) -> None:
     assert tried[(None, 9)] == pytest.approx(3.0)
 
 
+def test_a_bigger_change_that_saves_a_little_more_is_not_advised(write: Write) -> None:
+    # cpu 3 ends at 1.01s, cpu 4 at 1.00s: within 2%, so the smaller change is the advice.
+    text = "parallel:\n  defaultMaxConcurrency: 8\n  resources: {cpu: 2}\nsteps:\n" + "".join(
+        f"  - {{id: s{i}, config: {{command: 'true'}}, estimate: {d}, "
+        "parallel: {resource: cpu}}\n"
+        for i, d in enumerate(["1s", "1s", "1s", "10ms"])
+    )
+    workflow = load_workflow(write(text))
+    durations, _ = step_durations(workflow, None)
+    advice = advise(simulate(workflow, durations))
+    tried = {(c.pool, c.after): t for c, t in advice.tried}
+    assert tried[("cpu", 4)] < tried[("cpu", 3)] <= tried[("cpu", 4)] * 1.02
+    assert advice.change is not None and (advice.change.pool, advice.change.after) == ("cpu", 3)
+
+
 def test_cap_bound_advice_names_the_cap(write: Write) -> None:
     steps = "".join(f"  - {{id: s{i}, config: {{command: 'true'}}}}\n" for i in range(6))
     workflow = load_workflow(write("parallel: {defaultMaxConcurrency: 2}\nsteps:\n" + steps))

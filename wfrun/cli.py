@@ -143,6 +143,7 @@ HtmlOpt = Annotated[
     typer.Option(
         "--html",
         metavar="FILE",
+        parser=lambda value: _output_file("--html", value),
         help="Write a self-contained HTML page of the run: a timeline of steps, waits and pools.",
     ),
 ]
@@ -466,6 +467,12 @@ def plan(
 
     if simulate and format not in (PlanFormat.TEXT, PlanFormat.JSON):
         _fail(f"--simulate prints text or json, not {format.value}", ExitCode.INVALID)
+    if simulate and resume is not None:
+        _fail(
+            "--simulate predicts a whole run; it does not take --resume (plan --resume says "
+            "what a resumed run would reuse)",
+            ExitCode.INVALID,
+        )
     workflow = _select(_load(file, agents, sets), targets)
     if simulate:
         earlier = previous_durations(file, log_dir, [s.id for s in workflow.steps])
@@ -548,6 +555,7 @@ def report(
         typer.Option(
             "--trace",
             metavar="FILE",
+            parser=lambda value: _output_file("--trace", value),
             help="Write the run as Chrome trace-event JSON (opens in ui.perfetto.dev).",
         ),
     ] = None,
@@ -559,14 +567,22 @@ def report(
         plan_from_report,
         read_report,
         result_from_report,
+        unfinished_runs,
     )
 
     _check_output_file("--html", html)
     _check_output_file("--trace", trace)
     try:
-        doc = read_report(find_report(run, log_dir))
+        found = find_report(run, log_dir)
+        doc = read_report(found)
     except ReportError as err:
         _fail(str(err), ExitCode.INVALID)
+    if run is None:
+        for name in unfinished_runs(log_dir, found):
+            _stderr(
+                f"wfrun: note: run {name} is newer but has no report (it never finished: "
+                "killed?); `wfrun run FILE --resume` resumes it"
+            )
     from wfrun.reporters.plain import make_console, print_block
     from wfrun.reporters.summary_view import summary_view
 

@@ -72,6 +72,19 @@ def _newest(log_dir: Path) -> Path:
     raise ReportError(f"no runs to show under {log_dir}: run a workflow first, or give --log-dir")
 
 
+def unfinished_runs(log_dir: Path, shown: Path) -> list[str]:
+    """Runs under `log_dir` newer than the one `shown` (a report in it) that have no report:
+    killed before their end, which the newest-run default silently passed over."""
+    if shown.parent.parent.resolve() != log_dir.resolve():
+        return []
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return []
+    newer = sorted((n for n in names if n > shown.parent.name), reverse=True)
+    return [n for n in newer if (log_dir / n).is_dir() and not (log_dir / n / REPORT_NAME).exists()]
+
+
 def read_report(path: Path) -> dict[str, Any]:
     """The report as JSON, checked to be a wfrun report of a version this wfrun reads."""
     try:
@@ -91,11 +104,31 @@ def read_report(path: Path) -> dict[str, Any]:
             f"{path}: report format version {doc['schemaVersion']!r} is not one this wfrun "
             f"reads ({REPORT_SCHEMA_VERSION})"
         )
+    problem = _schema_problem(doc)
+    if problem is not None:
+        raise ReportError(f"{path} is not a wfrun report: {problem}")
     try:
         result_from_report(doc)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ReportError(f"{path} is not a wfrun report: bad or missing {err}") from None
     return doc
+
+
+def _schema_problem(doc: Any) -> str | None:
+    """The first way `doc` breaks the report's JSON Schema (a field of the wrong type, say),
+    or None: what the summary and the page read, checked before either reads it."""
+    import jsonschema
+
+    from wfrun.schemas import report_schema
+
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft7Validator(report_schema()).iter_errors(doc)
+    )
+    if error is None:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+    return f"{where.lstrip('.') or 'the document'}: {message}"
 
 
 def result_from_report(doc: Mapping[str, Any]) -> RunResult:

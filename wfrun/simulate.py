@@ -22,6 +22,7 @@ from wfrun.waits import WaitKind, WaitReason
 
 DEFAULT_DURATION = 1.0  # seconds, for a step with neither an earlier time nor an estimate
 WORTH_IT = 0.005  # a change must win more than this share of the makespan to be advised
+TIE = 0.02  # makespans this close to the shortest tie: the smallest change of them is advised
 
 
 class DurationSource(enum.Enum):
@@ -172,7 +173,8 @@ def _makespan(plan: Plan, durations: Mapping[str, float]) -> float:
 
 def advise(simulation: Simulation) -> Advice:
     """The single change of one pool's capacity or of the cap that shortens the predicted
-    makespan most, found by simulating each; ties go to the smaller change."""
+    makespan most, found by simulating each; among changes within TIE of the best, the
+    smallest."""
     base = simulation.plan
     workflow = base.workflow
     tried: list[tuple[Change, float]] = []
@@ -189,7 +191,11 @@ def advise(simulation: Simulation) -> Advice:
         what_if = replace(base, workflow=changed_workflow, max_concurrency=cap)
         makespan = _makespan(what_if, simulation.durations)
         tried.append((change, makespan))
-    best = min(tried, key=lambda t: (t[1], abs(t[0].after - t[0].before)), default=None)
+    shortest = min((makespan for _, makespan in tried), default=None)
+    # Makespans within TIE of the shortest are a tie: a bigger change for a few more
+    # milliseconds is not advice anyone wants (2 → 4 GPUs to save 16 ms more than 2 → 3).
+    near = [t for t in tried if shortest is not None and t[1] <= shortest * (1 + TIE)]
+    best = min(near, key=lambda t: (abs(t[0].after - t[0].before), t[1]), default=None)
     threshold = simulation.makespan * (1 - WORTH_IT)
     if best is None or best[1] >= threshold:
         return Advice(None, simulation.makespan, 0.0, tuple(tried))
