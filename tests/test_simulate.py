@@ -195,3 +195,9 @@ def test_prediction_within_ten_percent_of_a_real_run(
     assert abs(predicted["makespan"] - real) <= 0.1 * real, (predicted["makespan"], real)
     if shape == "pool":
         assert predicted["advice"]["change"]["pool"] == "cpu"
+
+
+def test_a_sequential_simulation_names_no_bottleneck(write: Write) -> None:
+    done = wfrun("plan", str(write(POOL_BOUND)), "--simulate", "--no-parallel", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["bottleneck"] is None

@@ -135,10 +135,14 @@ def simulate(
         cap_wait=_waited(steps, WaitKind.GLOBAL_CAP),
         durations=dict(durations),
         sources=dict(sources or {}),
+        # A sequential run names none (its report has no parallelStats): one at a time is the
+        # mode chosen, not something steps wait on.
         bottleneck=find_bottleneck(
             [Span(s.step_id, s.ready, s.start, s.end, s.wait) for s in steps],
             {s.id: s.depends_on for s in plan.steps},
-        ),
+        )
+        if plan.parallel
+        else None,
     )
 
 

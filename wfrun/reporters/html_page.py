@@ -344,6 +344,8 @@ def _row(sid: str, r: Mapping[str, Any], top: int, critical: bool, span: float) 
         )
     if not attempts:
         why = f"{str(r.get('status', '')).replace('_', ' ')}: {r.get('reason') or 'not started'}"
+        if r.get("reused"):
+            why = "reused: succeeded in the run this one resumed, not run again"
         cells.append(
             f"<text class='note' x='{LABEL + 4}' y='{top + ROW - 3}'>{_text(why[:200])}</text>"
         )
