@@ -421,3 +421,23 @@ def test_steps_leave_no_queue_or_event_behind_on_the_scheduler(tmp_path: Path) -
         while (queues or events) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not queues and not events  # while the scheduler still runs
+
+
+# ---- steps waiting in Dask's queue -------------------------------------------------------------
+
+
+def test_steps_waiting_for_a_worker_thread_wait_and_succeed(write: Write, workdir: Path) -> None:
+    # Fewer worker threads than -j: two steps wait in Dask's queue, and have no worker yet.
+    steps = "".join(
+        f"      - {{id: s{n}, config: {{command: sleep, args: ['1']}}}}\n" for n in range(4)
+    )
+    report = workdir / "report.json"
+    proc = wfrun(
+        "run", str(write("steps:\n" + steps)), "--executor", "dask", "--dask-workers", "2",
+        "--dask-threads", "1", "-j", "4", "--ui", "plain", "--report", str(report), cwd=workdir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "died" not in proc.stdout
+    results = json.loads(report.read_text())["stepResults"]
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+    assert all(r["worker"].startswith("inproc://") for r in results.values())

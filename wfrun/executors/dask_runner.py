@@ -5,12 +5,14 @@ slot when `run` is called, and `run` submits one task that supervises the step's
 worker with the local runner (own process group, drained pipes, timeout, SIGTERM then SIGKILL,
 escapes swept, the worker process's guardian). What travels, all through the scheduler:
 
-* The step's output queue (a distributed `Queue`). Before the task is submitted it holds one
-  *ticket*; the task takes it (an atomic get) before it starts the process. Dask re-runs the
+* The step's ticket queue (a distributed `Queue`), which holds one *ticket* before the task is
+  submitted; the task takes it (an atomic get) before it starts the process. Dask re-runs the
   task of a worker it lost; the re-run finds no ticket and refuses to run, so a step's process
-  never runs twice behind the user's back, and the step fails with `worker tcp://… died`. Then
-  the worker sends lists of messages: `start` (its address), output batches, the step's
-  WFRUN_OUTPUT file, `end` (how the process ended).
+  never runs twice behind the user's back, and the step fails with `worker tcp://… died`. This
+  side never reads the ticket queue: a task still waiting for a worker thread keeps its ticket
+  however long it waits.
+* The step's output queue: the worker sends lists of messages: `start` (its address), output
+  batches, the step's WFRUN_OUTPUT file, `end` (how the process ended).
 * Events: `bell` (the worker put something: this side waits on it, so a quiet step costs one
   long poll, and a look at its worker, a second), `ack` (this side drained a full queue: a
   step printing faster than its log is written waits for it, as a local step waits on its
@@ -70,6 +72,10 @@ class Channels:
     @property
     def output(self) -> str:
         return f"{self.key}-output"
+
+    @property
+    def ticket(self) -> str:
+        return f"{self.key}-ticket"
 
     def event(self, name: str) -> str:
         return f"{self.key}-{name}"
@@ -149,11 +155,12 @@ class DaskProcessRunner:
         try:
             client = self.connect()
             output = Queue(channels.output, client=client)
+            ticket = Queue(channels.ticket, client=client)
         except (DaskSetupError, OSError, TimeoutError) as exc:  # CommClosedError: an OSError
             return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
         stopper = _Stopper(client, channels, self._chores)
         try:
-            output.put(TICKET)
+            ticket.put(TICKET)
             # The working directory as this side resolves it: the worker's own is elsewhere.
             shipped = replace(spec, cwd=spec.cwd.absolute())
             future = client.submit(
@@ -170,8 +177,9 @@ class DaskProcessRunner:
             return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
         finally:
             stopper.finish()
-            with contextlib.suppress(Exception):  # a closed client: nothing left to release
-                output.close()
+            for queue in (output, ticket):
+                with contextlib.suppress(Exception):  # a closed client: nothing left to release
+                    queue.close()
 
     def close(self) -> None:
         with self._lock:
@@ -399,11 +407,15 @@ def run_on_worker(spec: ProcessSpec, channels: Channels) -> None:
     client = distributed.get_client()
     link = _Link(client, channels, lambda: _abandoned(worker, channels.key))
     try:
-        taken = link.output.get(batch=True)
-        if taken[:1] != [TICKET]:
-            # Dask re-runs the task of a worker it lost: the process may have run there. What
-            # that attempt sent and this one took goes back, in front of the refusal.
-            link.put([message for parcel in taken for message in parcel] + [[REFUSED]])
+        ticket = Queue(channels.ticket, client=client)
+        try:
+            taken = ticket.get(batch=True)
+        finally:
+            with contextlib.suppress(Exception):
+                ticket.close()
+        if taken != [TICKET]:
+            # Dask re-runs the task of a worker it lost: the process may have run there.
+            link.put([[REFUSED]])
             return
         # Sent before the process starts, without ringing (the next parcel rings): if this
         # worker dies, this side can say which one, however soon it dies.
