@@ -166,7 +166,7 @@ def test_an_unreachable_scheduler_is_said_so_in_time() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(DaskSetupError, match=r"cannot reach the Dask scheduler at tcp://127\.0"):
+    with pytest.raises(DaskSetupError, match=r"cannot reach a Dask scheduler at tcp://127\.0"):
         dask_executor(DaskOptions(scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=1))
     assert time.monotonic() - started < 10
 

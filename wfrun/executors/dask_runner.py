@@ -42,10 +42,10 @@ from typing import Any
 
 import distributed
 from distributed import Client, Event, LocalCluster, Queue
-from distributed.comm.addressing import get_address_host_port, parse_address
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.cluster import DaskOptions, DaskSetupError
+from wfrun.executors.dask_connect import QuietLogs, check_address, open_client
 from wfrun.executors.local_runner import LocalProcessRunner
 from wfrun.executors.process import OutputSink, ProcessResult, ProcessSpec
 
@@ -99,23 +99,7 @@ def _open(options: DaskOptions) -> tuple[Client, LocalCluster | None]:
             silence_logs=logging.CRITICAL,  # a cancelled long poll at close is no news
         )
         return Client(cluster, set_as_default=False), cluster
-    try:
-        # A malformed address is refused before a Client exists: a Client that failed to
-        # construct hangs for 20 s when it is collected.
-        if parse_address(options.scheduler)[0] != "inproc":  # a scheduler in this process
-            get_address_host_port(options.scheduler)
-    except ValueError as exc:
-        raise DaskSetupError(
-            f"invalid Dask scheduler address {options.scheduler!r}: {exc}"
-        ) from None
-    try:
-        client = Client(options.scheduler, timeout=options.connect_timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise DaskSetupError(
-            f"cannot reach the Dask scheduler at {options.scheduler}: {exc} (is `dask scheduler` "
-            "running there, and the address right?)"
-        ) from None
-    return client, None
+    return open_client(check_address(options.scheduler), options.connect_timeout), None
 
 
 class DaskProcessRunner:
@@ -138,7 +122,12 @@ class DaskProcessRunner:
         """The client, connecting (or starting the local cluster) first if need be."""
         with self._lock:
             if self._client is None:
-                self._client, self._cluster = _open(self.options)
+                QuietLogs.hold()
+                try:
+                    self._client, self._cluster = _open(self.options)
+                except BaseException:
+                    QuietLogs.release()
+                    raise
                 self._chores = _Chores()
             return self._client
 
@@ -192,6 +181,8 @@ class DaskProcessRunner:
         with contextlib.suppress(Exception):
             if cluster is not None:
                 cluster.close()
+        if client is not None:
+            QuietLogs.release()
 
 
 class _Stopper:
