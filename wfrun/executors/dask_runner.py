@@ -42,6 +42,7 @@ from typing import Any
 
 import distributed
 from distributed import Client, Event, LocalCluster, Queue
+from distributed.comm.core import CommClosedError
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.cluster import DaskOptions, DaskSetupError
@@ -146,8 +147,8 @@ class DaskProcessRunner:
             output = Queue(channels.output, client=client)
             ticket = Queue(channels.ticket, client=client)
         except (DaskSetupError, OSError, TimeoutError) as exc:  # CommClosedError: an OSError
-            return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
-        stopper = _Stopper(client, channels, self._chores)
+            return ProcessResult(failure=self._lost_scheduler(exc))
+        stopper = _Stopper(client, channels, self._chores, ticket)
         try:
             ticket.put(TICKET)
             # The working directory as this side resolves it: the worker's own is elsewhere.
@@ -157,18 +158,24 @@ class DaskProcessRunner:
             )
             unregister = cancel.on_cancel(stopper.stop)
             try:
-                return _Follower(client, channels, future, output, sink, spec).follow()
+                follower = _Follower(client, channels, future, output, sink, spec)
+                return follower.follow(stopper.claimed)
             finally:
                 unregister()
                 if not future.done():
                     future.cancel()  # a re-run waiting for a worker, say
         except (OSError, TimeoutError) as exc:
-            return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
+            return ProcessResult(failure=self._lost_scheduler(exc))
         finally:
             stopper.finish()
             for queue in (output, ticket):
                 with contextlib.suppress(Exception):  # a closed client: nothing left to release
                     queue.close()
+
+    def _lost_scheduler(self, exc: BaseException) -> str:
+        # distributed's text for a closed comm names its internals ("in <TCP (closed) …>").
+        why = "its connection closed" if isinstance(exc, CommClosedError) else str(exc)
+        return f"lost the Dask scheduler at {self.address}: {why}"
 
     def close(self) -> None:
         with self._lock:
@@ -189,21 +196,32 @@ class _Stopper:
     """Sets a step's `stop`/`kill` events when it is cancelled, and clears them when it has
     ended (an event left set would live on the scheduler for ever)."""
 
-    def __init__(self, client: Client, channels: Channels, chores: _Chores) -> None:
+    def __init__(self, client: Client, channels: Channels, chores: _Chores, ticket: Queue) -> None:
         self._events = {
             force: Event(channels.event("kill" if force else "stop"), client=client)
             for force in (False, True)
         }
         self._chores = chores
         self._set: list[Event] = []
+        self._ticket = ticket
+        self.claimed = threading.Event()  # the ticket taken back: the task never starts
 
     def stop(self, force: bool) -> None:
         """The CancelToken's callback: on the scheduler's loop, which must not wait on the
         network, so the event is set from the chores thread."""
+        if not self._set:
+            # A step cancelled while its task waits for a worker thread never starts: the
+            # ticket taken back (an atomic get, as the task's own) before any stop is sent,
+            # since a stopped step frees a thread that a waiting task would take at once.
+            self._chores.do(self._claim, first=True)
         events = [self._events[False], self._events[True]] if force else [self._events[False]]
         self._set.extend(events)
         for event in events:
             self._chores.do(event.set)
+
+    def _claim(self) -> None:
+        if self._ticket.get(batch=True) == [TICKET]:
+            self.claimed.set()
 
     def finish(self) -> None:
         for event in dict.fromkeys(self._set):
@@ -230,14 +248,20 @@ class _Follower:
         self._where: str | None = None
         self._file = bytearray()
         self._missing_since: float | None = None
+        self._claimed = threading.Event()  # follow's: the task never starts
 
-    def follow(self) -> ProcessResult:
+    def follow(self, claimed: threading.Event) -> ProcessResult:
+        """The process's result; cancelled, with no worker, once `claimed` (the Stopper took the
+        ticket back before the task could)."""
+        self._claimed = claimed
         try:
             silent_ends = 0  # looks at the queue after the task ended that found no end
             while True:
                 rang = self._bell.wait(timeout=FOLLOW_INTERVAL)
                 if rang:
                     self._bell.clear()
+                if self._claimed.is_set():
+                    return ProcessResult(cancelled=True)
                 ended = self._future.status == "finished"
                 # Without a ring, still look when the worker's address may be waiting (it is
                 # sent without one) or the task has ended (a ring may have gone missing).
@@ -279,6 +303,8 @@ class _Follower:
             result: ProcessResult = pickle.loads(message[1])
             return replace(result, where=self._where, failure=self._deliver_file(result))
         elif kind == REFUSED:
+            if self._claimed.is_set():  # refused for want of the ticket this side took back
+                return ProcessResult(cancelled=True)
             return ProcessResult(failure=self._died(), where=self._where)
         return None
 
@@ -343,11 +369,11 @@ class _Chores:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def do(self, chore: Callable[[], object]) -> None:
+    def do(self, chore: Callable[[], object], first: bool = False) -> None:
         with self._wake:
             if self._closed:
                 return
-            self._pending.append(chore)
+            self._pending.insert(0 if first else len(self._pending), chore)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._work, name="wfrun-dask-chores", daemon=True
