@@ -9,8 +9,9 @@ escapes swept, the worker process's guardian). What travels, all through the sch
   submitted; the task takes it (an atomic get) before it starts the process. Dask re-runs the
   task of a worker it lost; the re-run finds no ticket and refuses to run, so a step's process
   never runs twice behind the user's back, and the step fails with `worker tcp://… died`. This
-  side never reads the ticket queue: a task still waiting for a worker thread keeps its ticket
-  however long it waits.
+  side reads the ticket queue only to take the ticket back when the step is cancelled: a task
+  still waiting for a worker thread keeps its ticket however long it waits, and one whose
+  ticket was taken back never starts.
 * The step's output queue: the worker sends lists of messages: `start` (its address), output
   batches, the step's WFRUN_OUTPUT file, `end` (how the process ended).
 * Events: `bell` (the worker put something: this side waits on it, so a quiet step costs one
