@@ -166,7 +166,7 @@ def test_an_unreachable_scheduler_is_said_so_in_time() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(DaskSetupError, match=r"cannot reach the Dask scheduler at tcp://127\.0"):
+    with pytest.raises(DaskSetupError, match=r"cannot reach a Dask scheduler at tcp://127\.0"):
         dask_executor(DaskOptions(scheduler=f"tcp://127.0.0.1:{port}", connect_timeout=1))
     assert time.monotonic() - started < 10
 
@@ -336,12 +336,15 @@ def test_a_step_printing_100_mb_keeps_wfrun_small_and_the_log_whole(
 def test_kill_9_of_wfrun_stops_its_steps_on_the_workers(write: Write, workdir: Path) -> None:
     out = workdir / "out"
     sleeper = (
-        "import os, sys, time; "
-        "open(os.path.join(sys.argv[1], 'pid'), 'w').write(str(os.getpid())); time.sleep(60)"
+        "import os, signal, sys, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN) if os.environ['WFRUN_STEP_ID'] == "
+        "'stubborn' else None; "
+        "open(os.path.join(sys.argv[1], os.environ['WFRUN_STEP_ID'] + '.pid'), 'w')"
+        ".write(str(os.getpid())); time.sleep(60)"
     )
-    path = write("steps:\n" + py_step("orphan", sleeper))
+    path = write("steps:\n" + py_step("polite", sleeper) + py_step("stubborn", sleeper))
     with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
+        n_workers=1, threads_per_worker=2, processes=True, protocol="tcp://",
         host="127.0.0.1", dashboard_address=":0",
     ) as cluster:  # fmt: skip
         proc = subprocess.Popen(
@@ -350,13 +353,20 @@ def test_kill_9_of_wfrun_stops_its_steps_on_the_workers(write: Write, workdir: P
             cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            pid = int(wait_for_file(out / "pid", timeout=60))
+            polite, stubborn = (
+                int(wait_for_file(out / f"{step}.pid", timeout=60))
+                for step in ("polite", "stubborn")
+            )
+            time.sleep(0.2)  # the stubborn step has set its SIGTERM aside
         finally:
             proc.kill()  # SIGKILL: no cleanup of wfrun's own runs
             proc.wait()
-        # The scheduler drops the vanished client's task; the worker's watcher sees it and
-        # stops the process (SIGTERM, then SIGKILL after the step's grace period).
-        assert all_gone([pid], timeout=10)
+        killed = time.monotonic()
+        # The scheduler drops the vanished client's tasks; the worker's watcher sees it and
+        # stops the process: SIGTERM within about a second, SIGKILL after the grace period.
+        assert all_gone([polite], timeout=3)
+        assert all_gone([stubborn], timeout=1 + 3)
+        assert time.monotonic() - killed < 1 + 3
 
 
 def test_one_dask_executor_serves_run_after_run(write: Write, workdir: Path) -> None:
@@ -421,3 +431,92 @@ def test_steps_leave_no_queue_or_event_behind_on_the_scheduler(tmp_path: Path) -
         while (queues or events) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not queues and not events  # while the scheduler still runs
+
+
+# ---- steps waiting in Dask's queue -------------------------------------------------------------
+
+
+def test_steps_waiting_for_a_worker_thread_wait_and_succeed(write: Write, workdir: Path) -> None:
+    # Fewer worker threads than -j: two steps wait in Dask's queue, and have no worker yet.
+    steps = "".join(
+        f"      - {{id: s{n}, config: {{command: sleep, args: ['1']}}}}\n" for n in range(4)
+    )
+    report = workdir / "report.json"
+    proc = wfrun(
+        "run", str(write("steps:\n" + steps)), "--executor", "dask", "--dask-workers", "2",
+        "--dask-threads", "1", "-j", "4", "--ui", "plain", "--report", str(report), cwd=workdir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "died" not in proc.stdout
+    results = json.loads(report.read_text())["stepResults"]
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+    assert all(r["worker"].startswith("inproc://") for r in results.values())
+
+
+# ---- Dask's own log lines ----------------------------------------------------------------------
+
+
+def test_a_scheduler_lost_mid_run_fails_its_steps_in_wfrun_words_only(
+    write: Write, workdir: Path
+) -> None:
+    # A scheduler that dies under a connected client makes distributed log errors and
+    # tracebacks (a closed batched comm, refused reconnects): none of them reach wfrun's output.
+    sleeper = (
+        "import os, sys, time; "
+        "open(os.path.join(sys.argv[1], os.environ['WFRUN_STEP_ID'] + '.pid'), 'w')"
+        ".write(str(os.getpid())); time.sleep(60)"
+    )
+    path = write("steps:\n" + py_step("one", sleeper) + py_step("two", sleeper))
+    out, address_file = workdir / "out", workdir / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--dashboard-address", ":0", "--scheduler-file", str(address_file)],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        address = json.loads(wait_for_file(address_file))["address"]
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "2",
+             "--no-dashboard"],
+            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        run = subprocess.Popen(
+            [sys.executable, "-m", "wfrun", "run", str(path), "--scheduler", address,
+             "--ui", "plain"],
+            cwd=workdir, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        pids = [int(wait_for_file(out / f"{step}.pid", timeout=60)) for step in ("one", "two")]
+        scheduler.kill()
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        for proc in (scheduler, worker):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    assert run.returncode == 1
+    assert stdout.count(f"lost the Dask scheduler at {address}: its connection closed") >= 2
+    assert "distributed." not in stdout + stderr and "Traceback" not in stdout + stderr
+    assert stderr == ""
+    assert all_gone(pids, timeout=10)  # the worker's guardian: the worker was killed too
+
+
+def test_a_step_cancelled_while_waiting_for_a_worker_thread_has_no_worker(
+    write: Write, workdir: Path
+) -> None:
+    sleeper = "{command: sleep, args: ['30']}"
+    path = write(
+        f"timeout: 3s\nsteps:\n  - {{id: one, config: {sleeper}}}\n"
+        f"  - {{id: two, config: {sleeper}}}\n"
+    )
+    report = workdir / "report.json"
+    proc = wfrun(
+        "run", str(path), "--executor", "dask", "--dask-threads", "1", "-j", "2",
+        "--ui", "plain", "--report", str(report), cwd=workdir,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    results = json.loads(report.read_text())["stepResults"]
+    workers = sorted(r.get("worker", "") for r in results.values())
+    assert workers[0] == "" and workers[1].startswith("inproc://")  # one ran, one never did
+    assert "died" not in proc.stdout

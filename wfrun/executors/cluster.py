@@ -6,6 +6,7 @@ Nothing here imports dask: the `dask` extra may be absent, and a local run must 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from wfrun.errors import WfrunError
@@ -14,6 +15,7 @@ from wfrun.executors.routing import TypedExecutor
 INSTALL_HINT = "pip install 'wfrun[dask]'"
 DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds to reach an existing scheduler
 DEFAULT_THREADS = 8  # per worker of a local cluster, when nobody says
+WORKERS_PER_CPU = 4  # the most workers of a local cluster, per CPU of this machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,12 @@ class DaskOptions:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
 
+def max_local_workers() -> int:
+    """The most workers a local cluster may have: each is a Dask server with an event loop and
+    threads of its own in wfrun's process, and many thousands never finish starting."""
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
 class DaskSetupError(WfrunError):
     """The Dask executor cannot be used: dask is not installed, or the scheduler is unreachable."""
 
@@ -41,6 +49,14 @@ def dask_executor(options: DaskOptions | None = None) -> TypedExecutor:
     anything runs; the executor's `close()` (the scheduler calls it at the end of the run)
     disconnects and stops a local cluster. Raises DaskSetupError.
     """
+    options = options or DaskOptions()
+    if options.scheduler is None and options.workers > max_local_workers():
+        raise DaskSetupError(
+            f"--dask-workers {options.workers} is more than a local cluster on this machine "
+            f"takes: at most {max_local_workers()} ({WORKERS_PER_CPU} per CPU); for more "
+            "steps at once give each worker more --dask-threads, or run a cluster and use "
+            "--scheduler"
+        )
     try:
         from wfrun.executors import dask_runner
     except ImportError as exc:
@@ -52,4 +68,4 @@ def dask_executor(options: DaskOptions | None = None) -> TypedExecutor:
         raise
     from wfrun.executors.routing import default_executor
 
-    return default_executor(dask_runner.connect(options or DaskOptions()))
+    return default_executor(dask_runner.connect(options))

@@ -5,12 +5,15 @@ slot when `run` is called, and `run` submits one task that supervises the step's
 worker with the local runner (own process group, drained pipes, timeout, SIGTERM then SIGKILL,
 escapes swept, the worker process's guardian). What travels, all through the scheduler:
 
-* The step's output queue (a distributed `Queue`). Before the task is submitted it holds one
-  *ticket*; the task takes it (an atomic get) before it starts the process. Dask re-runs the
+* The step's ticket queue (a distributed `Queue`), which holds one *ticket* before the task is
+  submitted; the task takes it (an atomic get) before it starts the process. Dask re-runs the
   task of a worker it lost; the re-run finds no ticket and refuses to run, so a step's process
-  never runs twice behind the user's back, and the step fails with `worker tcp://… died`. Then
-  the worker sends lists of messages: `start` (its address), output batches, the step's
-  WFRUN_OUTPUT file, `end` (how the process ended).
+  never runs twice behind the user's back, and the step fails with `worker tcp://… died`. This
+  side reads the ticket queue only to take the ticket back when the step is cancelled: a task
+  still waiting for a worker thread keeps its ticket however long it waits, and one whose
+  ticket was taken back never starts.
+* The step's output queue: the worker sends lists of messages: `start` (its address), output
+  batches, the step's WFRUN_OUTPUT file, `end` (how the process ended).
 * Events: `bell` (the worker put something: this side waits on it, so a quiet step costs one
   long poll, and a look at its worker, a second), `ack` (this side drained a full queue: a
   step printing faster than its log is written waits for it, as a local step waits on its
@@ -40,10 +43,11 @@ from typing import Any
 
 import distributed
 from distributed import Client, Event, LocalCluster, Queue
-from distributed.comm.addressing import get_address_host_port, parse_address
+from distributed.comm.core import CommClosedError
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.cluster import DaskOptions, DaskSetupError
+from wfrun.executors.dask_connect import QuietLogs, check_address, open_client
 from wfrun.executors.local_runner import LocalProcessRunner
 from wfrun.executors.process import OutputSink, ProcessResult, ProcessSpec
 
@@ -71,6 +75,10 @@ class Channels:
     def output(self) -> str:
         return f"{self.key}-output"
 
+    @property
+    def ticket(self) -> str:
+        return f"{self.key}-ticket"
+
     def event(self, name: str) -> str:
         return f"{self.key}-{name}"
 
@@ -93,23 +101,7 @@ def _open(options: DaskOptions) -> tuple[Client, LocalCluster | None]:
             silence_logs=logging.CRITICAL,  # a cancelled long poll at close is no news
         )
         return Client(cluster, set_as_default=False), cluster
-    try:
-        # A malformed address is refused before a Client exists: a Client that failed to
-        # construct hangs for 20 s when it is collected.
-        if parse_address(options.scheduler)[0] != "inproc":  # a scheduler in this process
-            get_address_host_port(options.scheduler)
-    except ValueError as exc:
-        raise DaskSetupError(
-            f"invalid Dask scheduler address {options.scheduler!r}: {exc}"
-        ) from None
-    try:
-        client = Client(options.scheduler, timeout=options.connect_timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise DaskSetupError(
-            f"cannot reach the Dask scheduler at {options.scheduler}: {exc} (is `dask scheduler` "
-            "running there, and the address right?)"
-        ) from None
-    return client, None
+    return open_client(check_address(options.scheduler), options.connect_timeout), None
 
 
 class DaskProcessRunner:
@@ -132,7 +124,12 @@ class DaskProcessRunner:
         """The client, connecting (or starting the local cluster) first if need be."""
         with self._lock:
             if self._client is None:
-                self._client, self._cluster = _open(self.options)
+                QuietLogs.hold()
+                try:
+                    self._client, self._cluster = _open(self.options)
+                except BaseException:
+                    QuietLogs.release()
+                    raise
                 self._chores = _Chores()
             return self._client
 
@@ -149,11 +146,12 @@ class DaskProcessRunner:
         try:
             client = self.connect()
             output = Queue(channels.output, client=client)
+            ticket = Queue(channels.ticket, client=client)
         except (DaskSetupError, OSError, TimeoutError) as exc:  # CommClosedError: an OSError
-            return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
-        stopper = _Stopper(client, channels, self._chores)
+            return ProcessResult(failure=self._lost_scheduler(exc))
+        stopper = _Stopper(client, channels, self._chores, ticket)
         try:
-            output.put(TICKET)
+            ticket.put(TICKET)
             # The working directory as this side resolves it: the worker's own is elsewhere.
             shipped = replace(spec, cwd=spec.cwd.absolute())
             future = client.submit(
@@ -161,17 +159,24 @@ class DaskProcessRunner:
             )
             unregister = cancel.on_cancel(stopper.stop)
             try:
-                return _Follower(client, channels, future, output, sink, spec).follow()
+                follower = _Follower(client, channels, future, output, sink, spec)
+                return follower.follow(stopper.claimed)
             finally:
                 unregister()
                 if not future.done():
                     future.cancel()  # a re-run waiting for a worker, say
         except (OSError, TimeoutError) as exc:
-            return ProcessResult(failure=f"lost the Dask scheduler at {self.address}: {exc}")
+            return ProcessResult(failure=self._lost_scheduler(exc))
         finally:
             stopper.finish()
-            with contextlib.suppress(Exception):  # a closed client: nothing left to release
-                output.close()
+            for queue in (output, ticket):
+                with contextlib.suppress(Exception):  # a closed client: nothing left to release
+                    queue.close()
+
+    def _lost_scheduler(self, exc: BaseException) -> str:
+        # distributed's text for a closed comm names its internals ("in <TCP (closed) …>").
+        why = "its connection closed" if isinstance(exc, CommClosedError) else str(exc)
+        return f"lost the Dask scheduler at {self.address}: {why}"
 
     def close(self) -> None:
         with self._lock:
@@ -184,27 +189,40 @@ class DaskProcessRunner:
         with contextlib.suppress(Exception):
             if cluster is not None:
                 cluster.close()
+        if client is not None:
+            QuietLogs.release()
 
 
 class _Stopper:
     """Sets a step's `stop`/`kill` events when it is cancelled, and clears them when it has
     ended (an event left set would live on the scheduler for ever)."""
 
-    def __init__(self, client: Client, channels: Channels, chores: _Chores) -> None:
+    def __init__(self, client: Client, channels: Channels, chores: _Chores, ticket: Queue) -> None:
         self._events = {
             force: Event(channels.event("kill" if force else "stop"), client=client)
             for force in (False, True)
         }
         self._chores = chores
         self._set: list[Event] = []
+        self._ticket = ticket
+        self.claimed = threading.Event()  # the ticket taken back: the task never starts
 
     def stop(self, force: bool) -> None:
         """The CancelToken's callback: on the scheduler's loop, which must not wait on the
         network, so the event is set from the chores thread."""
+        if not self._set:
+            # A step cancelled while its task waits for a worker thread never starts: the
+            # ticket taken back (an atomic get, as the task's own) before any stop is sent,
+            # since a stopped step frees a thread that a waiting task would take at once.
+            self._chores.do(self._claim, first=True)
         events = [self._events[False], self._events[True]] if force else [self._events[False]]
         self._set.extend(events)
         for event in events:
             self._chores.do(event.set)
+
+    def _claim(self) -> None:
+        if self._ticket.get(batch=True) == [TICKET]:
+            self.claimed.set()
 
     def finish(self) -> None:
         for event in dict.fromkeys(self._set):
@@ -231,14 +249,20 @@ class _Follower:
         self._where: str | None = None
         self._file = bytearray()
         self._missing_since: float | None = None
+        self._claimed = threading.Event()  # follow's: the task never starts
 
-    def follow(self) -> ProcessResult:
+    def follow(self, claimed: threading.Event) -> ProcessResult:
+        """The process's result; cancelled, with no worker, once `claimed` (the Stopper took the
+        ticket back before the task could)."""
+        self._claimed = claimed
         try:
             silent_ends = 0  # looks at the queue after the task ended that found no end
             while True:
                 rang = self._bell.wait(timeout=FOLLOW_INTERVAL)
                 if rang:
                     self._bell.clear()
+                if self._claimed.is_set():
+                    return ProcessResult(cancelled=True)
                 ended = self._future.status == "finished"
                 # Without a ring, still look when the worker's address may be waiting (it is
                 # sent without one) or the task has ended (a ring may have gone missing).
@@ -280,6 +304,8 @@ class _Follower:
             result: ProcessResult = pickle.loads(message[1])
             return replace(result, where=self._where, failure=self._deliver_file(result))
         elif kind == REFUSED:
+            if self._claimed.is_set():  # refused for want of the ticket this side took back
+                return ProcessResult(cancelled=True)
             return ProcessResult(failure=self._died(), where=self._where)
         return None
 
@@ -344,11 +370,11 @@ class _Chores:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def do(self, chore: Callable[[], object]) -> None:
+    def do(self, chore: Callable[[], object], first: bool = False) -> None:
         with self._wake:
             if self._closed:
                 return
-            self._pending.append(chore)
+            self._pending.insert(0 if first else len(self._pending), chore)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._work, name="wfrun-dask-chores", daemon=True
@@ -399,11 +425,15 @@ def run_on_worker(spec: ProcessSpec, channels: Channels) -> None:
     client = distributed.get_client()
     link = _Link(client, channels, lambda: _abandoned(worker, channels.key))
     try:
-        taken = link.output.get(batch=True)
-        if taken[:1] != [TICKET]:
-            # Dask re-runs the task of a worker it lost: the process may have run there. What
-            # that attempt sent and this one took goes back, in front of the refusal.
-            link.put([message for parcel in taken for message in parcel] + [[REFUSED]])
+        ticket = Queue(channels.ticket, client=client)
+        try:
+            taken = ticket.get(batch=True)
+        finally:
+            with contextlib.suppress(Exception):
+                ticket.close()
+        if taken != [TICKET]:
+            # Dask re-runs the task of a worker it lost: the process may have run there.
+            link.put([[REFUSED]])
             return
         # Sent before the process starts, without ringing (the next parcel rings): if this
         # worker dies, this side can say which one, however soon it dies.
