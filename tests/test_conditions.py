@@ -119,3 +119,22 @@ def test_root_steps_are_judged_before_anything_runs() -> None:
     d = dispatcher(workflow(when(step("a"), "failure()"), step("b")), judged)
     assert [s.step_id for s in d.take_initial_skips()] == ["a"]
     assert d.startable() == ["b"]
+
+
+def test_a_step_without_if_after_a_cleanup_step_still_needs_every_ancestor_to_succeed() -> None:
+    judged: list[str] = []
+    wf = workflow(
+        step("build"),
+        when(step("notify", ("build",)), "always()"),
+        step("publish", ("notify",)),
+    )
+    d = dispatcher(wf, judged, keep_going=True)
+    d.startable()
+    effects = d.finish("build", Completion.FATAL_FAILURE)
+    assert effects.ready == ["notify"]
+    d.startable()
+    effects = d.finish("notify", Completion.SUCCEEDED)
+    assert [(s.step_id, s.reason) for s in effects.skipped] == [
+        ("publish", "dependency 'build' failed")
+    ]
+    assert not d.is_active()

@@ -905,3 +905,67 @@ steps:
     code, _, _, report = run(tmp_path, workflow)
     assert code == 1
     assert "NUL character" in report["stepResults"]["a"]["reason"]
+
+
+def test_a_secret_is_masked_in_quoted_forms_and_in_a_broken_condition(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    secrets = {"PW": "it's-a-pw", "BS": "back\\slash99", "JS": "not json 77"}
+    workflow = write(
+        tmp_path,
+        """
+secrets: [PW, BS, JS]
+steps:
+  - id: quoted
+    config: {command: sh, args: ["-c", "exit 1", "${{ env.PW }}"]}
+  - id: escaped
+    config: {command: "/nonexistent/${{ env.BS }}"}
+  - id: judged
+    if: fromJSON(env.JS) == 1
+    config: {command: "true"}
+""",
+    )
+    logs = tmp_path / "logs"
+    done = subprocess.run(
+        [
+            PY,
+            "-m",
+            "wfrun",
+            "run",
+            str(workflow),
+            "-k",
+            "--ui",
+            "plain",
+            "--log-dir",
+            str(logs),
+            "--junit",
+            str(tmp_path / "junit.xml"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **secrets},
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    shown = done.stdout + done.stderr
+    files = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
+    for value in secrets.values():
+        for text in (shown, *files):
+            assert value not in text
+            assert repr(value)[1:-1] not in text
+    assert "it'\"'\"'s" not in shown  # the shell-quoted form of the secret is masked too
+    assert "invalid JSON ***" in shown
+
+
+def test_positions_inside_a_block_scalar_of_a_file_with_crlf_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "crlf.yaml"
+    path.write_bytes(
+        b"vars: {tool: echo}\r\nsteps:\r\n  - id: a\r\n    config:\r\n      command: echo\r\n"
+        b"      args:\r\n        - |\r\n          x\r\n          y\r\n          w ${{ vars.bb1 }}\r\n"
+    )
+    done = wfrun("validate", str(path))
+    assert done.returncode == 1
+    assert done.stdout.startswith(
+        f"{path}:10:22: in 'config.args[0]' of step 'a': unknown variable"
+    )

@@ -213,3 +213,15 @@ def test_the_newest_default_says_when_a_newer_run_never_finished(
     done = wfrun("report", "--log-dir", str(logs))
     assert done.returncode == 0
     assert f"run {killed.name} is newer but has no report" in done.stderr
+
+
+def test_a_deep_or_unnameable_report_is_refused_without_a_traceback(workdir: Path) -> None:
+    deep = workdir / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    done = wfrun("report", str(deep))
+    assert done.returncode == 2 and "nested too deep" in done.stderr
+    long_name = "a" * 300  # longer than a file name may be
+    for args in (["report", long_name], ["report", str(deep), "--html", long_name]):
+        done = wfrun(*args, "--log-dir", str(workdir))
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr

@@ -821,6 +821,13 @@ def _run_environment(env_file: Path | None) -> dict[str, str]:
 
 def _check_log_dir(log_dir: Path) -> None:
     """Refuse to start when the logs and the report would have nowhere to go."""
+    try:
+        _check_log_dir_or_raise(log_dir)
+    except OSError as err:  # a name too long for the file system, say
+        _fail(f"cannot use --log-dir {log_dir}: {err.strerror or err}", ExitCode.INVALID)
+
+
+def _check_log_dir_or_raise(log_dir: Path) -> None:
     problem = _unusable_dir(log_dir)
     if problem is None:
         try:
@@ -847,7 +854,7 @@ def _output_file(option: str, value: str) -> Path:
     """The path of a report file as given. One ending in a separator names a directory (a Path
     would drop the slash, and a file of that name be written): refused before anything runs."""
     ends_in_separator = value.endswith(os.sep) or bool(os.altsep and value.endswith(os.altsep))
-    if ends_in_separator and not Path(value).is_dir():  # an existing one: _check_output_file
+    if ends_in_separator and not _is_dir(Path(value)):  # an existing one: _check_output_file
         _fail(
             f"cannot use {option} {value}: it ends with {value[-1]!r}, so it names a directory; "
             "give a file name",
@@ -856,11 +863,25 @@ def _output_file(option: str, value: str) -> Path:
     return Path(value)
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False  # a name too long, say: _check_output_file says what is wrong with it
+
+
 def _check_output_file(option: str, path: Path | None) -> None:
     """Refuse, before anything runs, a report path that could not be written at the end: a
     run that succeeded must not end with exit 1 because its report had nowhere to go."""
     if path is None:
         return
+    try:
+        _check_output_path(option, path)
+    except OSError as err:  # a name too long for the file system, say
+        _fail(f"cannot use {option} {path}: {err.strerror or err}", ExitCode.INVALID)
+
+
+def _check_output_path(option: str, path: Path) -> None:
     if path.is_dir():  # `adir/` too: the trailing slash is gone from a Path
         _fail(f"cannot use {option} {path}: it is a directory; give a file name", ExitCode.INVALID)
     directory = path.parent

@@ -425,6 +425,30 @@ class Dispatcher:
     def _resolve(self, step_id: str, effects: FinishEffects) -> None:
         """Every dependency of `step_id` has ended: judge its condition, then make it ready."""
         step = self._steps[step_id]
+        use = self._use_of.get(step_id)
+        if self._any_exempt and (use is None or not use.waits):
+            # Its implicit success() looks at every ancestor: a cleanup step that ran after a
+            # failure does not make what follows it succeed-worthy.
+            failed = next(
+                (
+                    d
+                    for d in self._ancestors(step)
+                    if self._ended.get(d) in (Completion.FATAL_FAILURE, Completion.CANCELLED)
+                ),
+                None,
+            )
+            if failed is not None:
+                self._done.add(step_id)
+                how = (
+                    "failed" if self._ended[failed] is Completion.FATAL_FAILURE else "was cancelled"
+                )
+                effects.skipped.append(
+                    Skip(step_id, StepStatus.SKIPPED, f"dependency '{failed}' {how}")
+                )
+                self._end(
+                    step_id, Completion.SKIPPED, f"dependency '{step_id}' was skipped", effects
+                )
+                return
         if step.condition is not None and self._judge is not None:
             from wfrun.expressions import ExpressionError
 

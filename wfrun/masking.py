@@ -26,7 +26,7 @@ class Masker:
     """Replaces secret values by `***`, in text and in streamed bytes."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
-        kept = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
+        kept = {form for v in values if len(v) >= MIN_SECRET_LENGTH for form in _written_forms(v)}
         # Longest first, so a secret that contains another is masked whole.
         self._texts = sorted(kept, key=len, reverse=True)
         self._bytes = [v.encode() for v in self._texts]
@@ -70,6 +70,16 @@ class Masker:
             if any(secret.startswith(tail) for secret in self._bytes):
                 return size
         return 0
+
+
+def _written_forms(value: str) -> set[str]:
+    """The secret, and the forms messages write it in: Python's quoting of a path in a start
+    error (`'back\\\\slash'`), a shell-quoted command line (`'it'"'"'s'`), JSON's escapes."""
+    import json
+    import shlex
+
+    forms = {value, repr(value)[1:-1], shlex.quote(value), json.dumps(value)[1:-1]}
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
 class StreamMasker:

@@ -36,6 +36,13 @@ class ReportError(WfrunError):
 def find_report(run: str | None, log_dir: Path) -> Path:
     """The report of RUN: a report file, a run directory, or a run id under `log_dir`; without
     RUN, the newest run under `log_dir` that has a report."""
+    try:
+        return _find_report(run, log_dir)
+    except OSError as err:  # a name too long for the file system, say
+        raise ReportError(f"no run {run!r}: {err.strerror or err}") from None
+
+
+def _find_report(run: str | None, log_dir: Path) -> Path:
     if run is None:
         return _newest(log_dir)
     given = Path(run)
@@ -97,6 +104,8 @@ def read_report(path: Path) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError as err:
         raise ReportError(f"{path} is not a wfrun report: not JSON ({err})") from None
+    except RecursionError:
+        raise ReportError(f"{path} is not a wfrun report: JSON nested too deep") from None
     if not isinstance(doc, dict) or "stepResults" not in doc or "schemaVersion" not in doc:
         raise ReportError(f"{path} is not a wfrun report: no schemaVersion and stepResults")
     if doc["schemaVersion"] != REPORT_SCHEMA_VERSION:

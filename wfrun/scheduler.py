@@ -551,7 +551,8 @@ class Scheduler:
             step_id=skip.step_id,
             status=skip.status,
             parallel_group=self._plan.group_of[skip.step_id],
-            reason=skip.reason,
+            # A condition that failed to evaluate may quote a value: a secret, say.
+            reason=self._masker.maybe(skip.reason) if self._masker else skip.reason,
             ready_time=self._ready_at.get(skip.step_id),
             wait=self._dispatcher.waited_for(skip.step_id),
         )

@@ -412,7 +412,7 @@ class Tree:
         if not isinstance(node, yaml.ScalarNode):
             return self.locate_value(path)
         if self._lines is None:
-            self._lines = self._text.split("\n")
+            self._lines = [line.removesuffix("\r") for line in self._text.split("\n")]
         start, end = node.start_mark, node.end_mark
         found: Position | None = None
         if node.style in ("|", ">"):
