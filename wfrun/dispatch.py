@@ -140,6 +140,9 @@ class Dispatcher:
         self._judge = judge
         self._deps_left: dict[str, int] = {s.id: len(s.depends_on) for s in plan.workflow.steps}
         self._ended: dict[str, Completion] = {}
+        # A failure ran past by a cleanup step: only then may an ancestor further up fail a
+        # step whose dependencies all succeeded (and the ancestors are worth walking).
+        self._any_failed = False
         self._use_of: dict[str, _ConditionUse] = {
             s.id: _condition_use(s) for s in plan.workflow.steps if s.condition is not None
         }
@@ -398,6 +401,8 @@ class Dispatcher:
         while stack:
             sid, ended = stack.pop()
             self._ended[sid] = ended
+            if ended in (Completion.FATAL_FAILURE, Completion.CANCELLED) and self._any_exempt:
+                self._any_failed = True
             for dep in self._plan.dependents[sid]:
                 if dep in self._done or dep in self._running or dep in self._paused:
                     continue
@@ -426,7 +431,7 @@ class Dispatcher:
         """Every dependency of `step_id` has ended: judge its condition, then make it ready."""
         step = self._steps[step_id]
         use = self._use_of.get(step_id)
-        if self._any_exempt and (use is None or not use.waits):
+        if self._any_failed and (use is None or not use.waits):
             # Its implicit success() looks at every ancestor: a cleanup step that ran after a
             # failure does not make what follows it succeed-worthy.
             failed = next(

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wfrun.checks import Indexed, JsonPath, Source, _field, step_label
+from wfrun.checks import Indexed, JsonPath, Source, _field, _value_at, step_label
 from wfrun.errors import Diagnostic
 from wfrun.expressions import ExpressionError, Function, FunctionCall, Reference
 from wfrun.matrix import (
@@ -115,22 +115,11 @@ def _unsubstituted(source: Source, steps: list[Indexed]) -> Iterator[Diagnostic]
             if key != EXCLUDE and isinstance(values, list):
                 places += [("steps", index, "matrix", key, j) for j in range(len(values))]
     for path in places:
-        value = _value(data, path)
+        value = _value_at(data, path)
         if isinstance(value, str) and "${{" in value and source.ok(path):
             where = "a matrix value" if "matrix" in path else source.name(path)
             message = f"{where} is used as written: {_WHERE_REFERENCES_WORK}, not here"
             yield source.inside(path, value.index("${{"), message)
-
-
-def _value(data: Any, path: JsonPath) -> Any:
-    for part in path:
-        if isinstance(data, dict) and isinstance(part, str):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
 
 
 # ---- matrices -------------------------------------------------------------------------------

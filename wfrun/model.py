@@ -159,16 +159,20 @@ class Step:
     def timeout(self) -> float | None:
         return self.config.timeout
 
-    def config_has_references(self) -> bool:
-        """Whether a string of its config holds `${{` (most do not: they run as written, and
-        the expression modules are not even imported for them)."""
+    def config_texts(self) -> list[str]:
+        """The strings of its config that `${{ }}` references may stand in (SPEC §10.2)."""
         config = self.config
         texts = [*config.env.values(), config.working_directory or ""]
         if isinstance(config, ScriptConfig):
             texts += [config.command, *config.args]
         else:
             texts += [config.prompt, *config.parameters.values()]
-        return any("${{" in text for text in texts)
+        return texts
+
+    def config_has_references(self) -> bool:
+        """Whether a string of its config holds `${{` (most do not: they run as written, and
+        the expression modules are not even imported for them)."""
+        return any("${{" in text for text in self.config_texts())
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,17 +132,9 @@ def references_of(step: Step) -> list[str]:
 
 
 def _references(step: Step) -> list[Reference]:
-    config = step.config
-    texts: list[str] = [*config.env.values()]
-    if config.working_directory:
-        texts.append(config.working_directory)
-    if isinstance(config, ScriptConfig):
-        texts += [config.command, *config.args]
-    else:
-        texts += [config.prompt, *config.parameters.values()]
     references: list[Reference] = []
     try:
-        for text in texts:
+        for text in step.config_texts():
             if OPEN in text:
                 references += parse_template(text).references()
         if step.condition is not None:
