@@ -82,6 +82,14 @@ def assert_refused(proc: subprocess.CompletedProcess[str], message: str) -> None
         ("tcp://127.0.0.1:99999", "invalid Dask scheduler address 'tcp://127.0.0.1:99999': "
          "invalid port 99999"),
         ("127.0.0.1", "invalid Dask scheduler address '127.0.0.1': missing port number"),
+        ("tcp://127.0.0.1:+80", "invalid Dask scheduler address 'tcp://127.0.0.1:+80': the port "
+         "must be digits 0-9, not '+80'"),
+        ("tcp://127.0.0.1:\u0668\u0660", "invalid Dask scheduler address "
+         "'tcp://127.0.0.1:\u0668\u0660': the port must be digits 0-9"),
+        ("tcp://127.0.0.1:8786 ", "invalid Dask scheduler address 'tcp://127.0.0.1:8786 ': it "
+         "contains a space"),
+        ("tcp://user@127.0.0.1:8786", "invalid Dask scheduler address "
+         "'tcp://user@127.0.0.1:8786': 'user@127.0.0.1' is not a host name or IP address"),
     ],
 )  # fmt: skip
 def test_an_address_wfrun_cannot_use_is_refused_at_once(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import threading
 import time
@@ -33,6 +34,10 @@ HANDSHAKE_MARGIN = 0.5  # seconds a handshake may take after the connect's timeo
 WAIT_STEP = 0.1  # the waiting thread looks at the clock (and takes Ctrl-C) this often
 QUIET_LOGGERS = ("distributed", "tornado", "bokeh")  # and every logger under them
 SILENT = logging.CRITICAL + 1
+
+_PORT = re.compile(r"[0-9]{1,5}")
+# Host names (letters, digits, '-', '.', '_') and IP addresses (IPv6 without its brackets).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 
 
 def check_address(address: str) -> str:
@@ -66,12 +71,27 @@ def check_address(address: str) -> str:
             f"cannot use the Dask scheduler at {address}: wfrun connects over tcp:// only "
             f"(not {scheme}://); give the scheduler's tcp://HOST:PORT address"
         )
+    if location != location.strip() or any(c.isspace() for c in location):
+        raise DaskSetupError(f"invalid Dask scheduler address {address!r}: it contains a space")
     try:
         host, port = get_address_host_port(f"tcp://{location}")
     except ValueError as exc:
         raise DaskSetupError(f"invalid Dask scheduler address {address!r}: {exc}") from None
     if not host:
         raise DaskSetupError(f"invalid Dask scheduler address {address!r}: no host")
+    # int() takes "+80" and non-ASCII digits, and a host may hold anything: such an address
+    # would only fail after the connect limit, so it is refused here.
+    port_text = location.rsplit(":", 1)[-1]
+    if not _PORT.fullmatch(port_text):
+        raise DaskSetupError(
+            f"invalid Dask scheduler address {address!r}: the port must be digits 0-9, "
+            f"not {port_text!r}"
+        )
+    if not _HOST.fullmatch(host):
+        raise DaskSetupError(
+            f"invalid Dask scheduler address {address!r}: {host!r} is not a host name or "
+            "IP address"
+        )
     if not 0 < port < 65536:
         raise DaskSetupError(
             f"invalid Dask scheduler address {address!r}: invalid port {port} (1 to 65535)"
