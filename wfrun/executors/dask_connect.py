@@ -89,8 +89,7 @@ def check_address(address: str) -> str:
         )
     if not _HOST.fullmatch(host):
         raise DaskSetupError(
-            f"invalid Dask scheduler address {address!r}: {host!r} is not a host name or "
-            "IP address"
+            f"invalid Dask scheduler address {address!r}: {host!r} is not a host name or IP address"
         )
     if not 0 < port < 65536:
         raise DaskSetupError(
