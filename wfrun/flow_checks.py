@@ -192,7 +192,20 @@ def _excludes(
                     f"exclude names {key}: {value_text(value)}, which is not one of its values "
                     f"({shown}): it leaves nothing out"
                 )
+                twin = next((v for v in matrix[key] if str(v) == str(value)), None)
+                if twin is not None:  # the same text, another YAML type: `"3.11"` and 3.11
+                    message += (
+                        f" (here it is {_typed(value)}, in the matrix {_typed(twin)}: quote both "
+                        "or neither)"
+                    )
                 yield source.at_value((*path, EXCLUDE, j, key), message)
+
+
+def _typed(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    kind = "boolean" if isinstance(value, bool) else "number" if value is not None else "null"
+    return f"the {kind} {value_text(value)}"
 
 
 # ---- the graph ------------------------------------------------------------------------------
