@@ -1,9 +1,13 @@
 """The run journal and `--resume` (SPEC §11.2).
 
-Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`, written with one
-`write` and fsync'd before the scheduler starts anything else, so that a run killed with
-`kill -9` leaves a journal whose every complete line is true. The first line names the run and
-its workflow file, which is how `--resume` finds the newest run of the same file.
+Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`. The lines of the
+steps that ended are written (one `write`, whole lines, O_APPEND) before the scheduler starts
+anything more, so a run killed with `kill -9` leaves a journal whose every complete line is true
+and that holds every step that ended before a start. They are fsync'd at most once a second
+(and at the end of the run), not before every start: an fsync costs more than a short step, and
+what it adds covers only a crash of the operating system, after which a lost line makes
+`--resume` run that step again, never reuse one wrongly. The first line names the run and its
+workflow file, which is how `--resume` finds the newest run of the same file.
 
 A resumed run reuses a step that succeeded in the earlier run when its fingerprint (a hash of
 its definition after expansion, its agent, the workflow's env and vars) is unchanged and every
@@ -17,7 +21,8 @@ import dataclasses
 import enum
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +46,27 @@ class ResumeError(WfrunError):
 # ---- fingerprints ------------------------------------------------------------------------------
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a model class -> the fields that are fingerprinted
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """A model value as JSON-able data with a stable order."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in _NOT_FINGERPRINTED
-        }
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(
+            f.name for f in dataclasses.fields(value) if f.name not in _NOT_FINGERPRINTED
+        )
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Mapping):
+        if not value:
+            return {}
         return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, frozenset | set):
         return sorted((_plain(v) for v in value), key=repr)
@@ -62,24 +77,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class Fingerprints:
+    """Fingerprints of one workflow's steps. The workflow's env is the same in every one: it is
+    encoded once, not once a step (the journal fingerprints every step that ends)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self._workflow = workflow
+        self._env = _dumps(_plain(workflow.env))
+
+    def of(self, step: Step) -> str:
+        """A stable hash of what the step does: its definition (after matrix expansion), the
+        agent it uses, and the workflow's env and vars."""
+        workflow = self._workflow
+        agent = None
+        if isinstance(step.config, AgentConfig):
+            declared = workflow.agents.get(step.config.agent)
+            agent = None if declared is None else _plain(declared)
+        # Only the variables the step reads: `--set` of another one does not rerun it.
+        read = _variables_read(step, workflow)
+        variables = _plain({name: workflow.vars[name] for name in read}) if read else {}
+        # The text of json.dumps({"agent", "env", "step", "vars"}, sort_keys=True), built from
+        # its parts so that the env is encoded once: the hashes equal those of earlier runs.
+        text = (
+            f'{{"agent": {_dumps(agent) if agent else "null"}, "env": {self._env}, '
+            f'"step": {_dumps(_plain(step))}, "vars": {_dumps(variables) if read else "{}"}}}'
+        )
+        import hashlib  # imported at the first finished step, not at start-up
+
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+
+
 def fingerprint(workflow: Workflow, step: Step) -> str:
     """A stable hash of what the step does: its definition (after matrix expansion), the agent
     it uses, and the workflow's env and vars."""
-    agent = None
-    if isinstance(step.config, AgentConfig):
-        declared = workflow.agents.get(step.config.agent)
-        agent = None if declared is None else _plain(declared)
-    document = {
-        "step": _plain(step),
-        "agent": agent,
-        "env": _plain(workflow.env),
-        # Only the variables the step reads: `--set` of another one does not rerun it.
-        "vars": _plain({name: workflow.vars[name] for name in _variables_read(step, workflow)}),
-    }
-    text = json.dumps(document, sort_keys=True, ensure_ascii=True, default=str)
-    import hashlib  # imported at the first finished step, not at start-up
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return Fingerprints(workflow).of(step)
 
 
 def _variables_read(step: Step, workflow: Workflow) -> list[str]:
@@ -97,22 +132,34 @@ def _variables_read(step: Step, workflow: Workflow) -> list[str]:
 # ---- writing -----------------------------------------------------------------------------------
 
 
+SYNC_EVERY = 1.0  # seconds: how long a written line may wait for its fsync
+
+
 class JournalWriter:
     """Appends a run's journal. A write that fails (a full disk) turns journaling off and is
     kept in `error`, never raised: the run itself must go on.
 
-    `record` writes a line; `sync` puts what was recorded on disk. The scheduler syncs before
-    it starts any step, so every step that finished before a start is on disk before it, and
-    a batch of steps that ended together costs one fsync (about a millisecond), not one each.
+    `record` encodes a line; `flush` writes every line recorded since in one `write` (the
+    scheduler flushes before it starts anything and before it waits), and fsyncs when the
+    last fsync is `SYNC_EVERY` old; `sync_due` says how long the scheduler may wait before a
+    written line is due for its fsync; `close` writes and fsyncs what is left.
     """
 
-    def __init__(self, run_dir: Path, run_id: str, workflow: Workflow) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        workflow: Workflow,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = run_dir / JOURNAL_NAME
         self.error: str | None = None
-        self._workflow = workflow
+        self._fingerprints = Fingerprints(workflow)
         self._steps = {step.id: step for step in workflow.steps}
+        self._clock = clock
         self._fd: int | None = None
-        self._unsynced = False
+        self._pending: list[str] = []  # lines recorded, not written yet
+        self._unsynced_since: float | None = None  # when the oldest unsynced line was written
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         try:
             self._fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -120,52 +167,74 @@ class JournalWriter:
             self.error = f"cannot create {self.path}: {err.strerror}"
             return
         file = workflow.file
-        self._write(
-            {
-                "journal": JOURNAL_VERSION,
-                "runId": run_id,
-                "workflow": {
-                    "name": workflow.name,
-                    "file": None if file is None else str(file),
-                    "path": None if file is None else str(file.resolve()),
-                },
-            }
+        self._pending.append(
+            _line(
+                {
+                    "journal": JOURNAL_VERSION,
+                    "runId": run_id,
+                    "workflow": {
+                        "name": workflow.name,
+                        "file": None if file is None else str(file),
+                        "path": None if file is None else str(file.resolve()),
+                    },
+                }
+            )
         )
-        self.sync()
+        self.flush()
 
     def record(self, result: StepResult) -> None:
-        """One finished step, written whole (on disk at the next `sync`)."""
+        """One finished step, written whole at the next `flush`."""
         if self._fd is None:
             return
-        step = self._steps[result.step_id]
-        outputs = getattr(result, "outputs", None)  # issue 11 adds step outputs
-        self._write(
-            {
-                "step": result.step_id,
-                "status": result.status.value,
-                "reused": result.reused,
-                "fingerprint": fingerprint(self._workflow, step),
-                "outputs": dict(outputs) if isinstance(outputs, Mapping) else {},
-                "attempts": result.attempts,
-                "startTime": ms(result.start_time),
-                "endTime": ms(result.end_time),
-            }
+        outputs = result.outputs
+        self._pending.append(
+            _line(
+                {
+                    "step": result.step_id,
+                    "status": result.status.value,
+                    "reused": result.reused,
+                    "fingerprint": self._fingerprints.of(self._steps[result.step_id]),
+                    "outputs": dict(outputs) if outputs else {},
+                    "attempts": result.attempts,
+                    "startTime": ms(result.start_time),
+                    "endTime": ms(result.end_time),
+                }
+            )
         )
 
-    def sync(self) -> None:
-        """Put every line recorded so far on disk."""
-        if self._fd is None or not self._unsynced:
+    def flush(self) -> None:
+        """Write every line recorded so far; fsync them if the last fsync is a second old."""
+        if self._fd is None:
+            return
+        if self._pending:
+            data = "".join(self._pending).encode("utf-8")
+            self._pending.clear()
+            self._write(data)
+        since = self._unsynced_since
+        if since is not None and self._clock() - since >= SYNC_EVERY:
+            self._sync()
+
+    def sync_due(self) -> float | None:
+        """Seconds until a written line is due for its fsync (a `flush` then), None: none is."""
+        since = self._unsynced_since
+        if since is None or self._fd is None:
+            return None
+        return max(0.0, since + SYNC_EVERY - self._clock())
+
+    def close(self) -> None:
+        self.flush()
+        self._sync()
+        self._drop()
+
+    def _sync(self) -> None:
+        if self._fd is None or self._unsynced_since is None:
             return
         try:
             os.fsync(self._fd)
-            self._unsynced = False
+            self._unsynced_since = None
         except OSError as err:
             self.error = f"cannot write {self.path} any more: {err.strerror}"
             self._drop()
-
-    def close(self) -> None:
-        self.sync()
-        self._drop()
 
     def _drop(self) -> None:
         if self._fd is not None:
@@ -173,19 +242,22 @@ class JournalWriter:
                 os.close(self._fd)
             self._fd = None
 
-    def _write(self, entry: Mapping[str, Any]) -> None:
+    def _write(self, data: bytes) -> None:
         assert self._fd is not None
-        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-        data = line.encode("utf-8")
         try:
-            # One write of a whole line (O_APPEND): a kill can cut only the last line short.
+            # Whole lines in one write (O_APPEND): a kill can cut only the last line short.
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
-            self._unsynced = True
+            if self._unsynced_since is None:
+                self._unsynced_since = self._clock()
         except OSError as err:
             self.error = f"cannot write {self.path} any more: {err.strerror}"
             self._drop()
+
+
+def _line(entry: Mapping[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -385,6 +457,7 @@ def plan_resume(workflow: Workflow, journal: Journal) -> Resume:
     reused: set[str] = set()
     outputs: dict[str, Mapping[str, str]] = {}
     steps = {step.id: step for step in workflow.steps}
+    fingerprints = Fingerprints(workflow)
     for step_id in topological_order(workflow):
         step = steps[step_id]
         entry = journal.entries.get(step_id)
@@ -393,7 +466,7 @@ def plan_resume(workflow: Workflow, journal: Journal) -> Resume:
             why = "never ran"
         elif entry.status is not StepStatus.SUCCEEDED:
             why = _PAST[entry.status]
-        elif entry.fingerprint != fingerprint(workflow, step):
+        elif entry.fingerprint != fingerprints.of(step):
             why = "changed"
         elif rerun_dep is not None:
             why = f"dependency '{rerun_dep}' runs again"

@@ -126,6 +126,7 @@ class Scheduler:
         self._delivery = EventDelivery(reporters, self.now)
         self._masker = settings.masker if settings.masker else None
         self._scratch: Path | None = None  # outputs go here when the run keeps no directory
+        self._root: Path | None = None  # the run directory, absolute
         self._facts: RunFacts | None = None
         self._results: dict[str, StepResult] = {}
         self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going, judge=self._judge)
@@ -219,7 +220,8 @@ class Scheduler:
                 deadline = None
             self._requeue_due_retries()
             if self._journal is not None:
-                self._journal.sync()  # what ended is on disk before anything more starts
+                # What ended is written before anything more starts, and before the loop waits.
+                self._journal.flush()
             for step_id in self._dispatcher.startable():
                 self._start(pool, step_id)
             now = self.now()
@@ -231,6 +233,9 @@ class Scheduler:
             if self._retries:  # a due retry is a clock check too, like the deadline
                 due = max(0.0, self._retries[0][0] - self.now())
                 wait = due if wait is None else min(wait, due)
+            synced = None if self._journal is None else self._journal.sync_due()
+            if synced is not None:  # the journal's fsync, at most a second after its write
+                wait = synced if wait is None else min(wait, synced)
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
@@ -303,8 +308,13 @@ class Scheduler:
 
     def _outputs_root(self) -> Path:
         """The run directory, or a scratch directory for a run that keeps none (the API)."""
+        if self._root is not None:
+            return self._root
         if self._settings.run_dir is not None:
-            return self._settings.run_dir
+            # Absolute once per run: executors make paths under it absolute for every step,
+            # which is a getcwd each (WFRUN_RUN_DIR, WFRUN_OUTPUT) for a relative one.
+            self._root = self._settings.run_dir.absolute()
+            return self._root
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="wfrun-run-"))
         return self._scratch
