@@ -133,11 +133,13 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
     workdir: Path, write: Callable[..., Path]
 ) -> None:
     # Four lanes of 15 short steps, each depending on the one before it in its lane: steps end
-    # in a stream while the run is killed. Each step notes the run it ran in, at its end.
+    # in a stream while the run is killed. Each step notes the run it runs in as it starts
+    # (`s4.start`) and as it ends (`s4`).
     count, lanes = 60, 4
     steps = "".join(
         f"  - id: s{i}\n"
-        "    config: {command: 'sleep 0.02 && echo $WFRUN_RUN_ID >> marks/$WFRUN_STEP_ID',"
+        "    config: {command: 'echo $WFRUN_RUN_ID >> marks/$WFRUN_STEP_ID.start && sleep 0.02"
+        " && echo $WFRUN_RUN_ID >> marks/$WFRUN_STEP_ID',"
         " shell: true}\n" + (f"    dependsOn: [s{i - lanes}]\n" if i >= lanes else "")
         for i in range(count)
     )
@@ -151,7 +153,7 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while len(list(marks.iterdir())) < count // 2:
+        while len(list(marks.glob("s*[0-9]"))) < count // 2:
             assert time.monotonic() < deadline, "the first run never got half way"
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
@@ -164,8 +166,8 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
     lines = [json.loads(line) for line in (killed / JOURNAL_NAME).read_bytes().splitlines()[1:]]
     order = [line["step"] for line in lines if "fingerprint" in line]
 
-    def ran_in(sid: str) -> list[str]:
-        noted = marks / sid
+    def ran_in(sid: str, mark: str = "") -> list[str]:
+        noted = marks / (sid + mark)
         return noted.read_text().split() if noted.exists() else []
 
     finished = {sid for sid, e in journal.entries.items() if e.status is StepStatus.SUCCEEDED}
@@ -175,6 +177,9 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
         index = int(sid[1:])
         if index >= lanes:  # its dependency is journaled before it
             assert order.index(f"s{index - lanes}") < order.index(sid)
+    for i in range(lanes, count):  # a step that started had its dependency journaled already
+        if ran_in(f"s{i}", ".start"):
+            assert f"s{i - lanes}" in finished, f"s{i}"
     done = run(workdir, path, "--resume")
     assert done.returncode == 0, done.stdout + done.stderr
     report = report_of(workdir)
@@ -187,25 +192,35 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
         assert in_resumed == (0 if sid in finished else 1), sid
 
 
-def test_journal_lines_are_written_at_each_flush_and_fsynced_within_a_second(
+def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
     tmp_path: Path,
 ) -> None:
     now = [0.0]
-    workflow = load_workflow_text("steps:\n  - {id: a, config: {command: 'true'}}\n")
+    workflow = load_workflow_text(
+        "steps:\n  - {id: a, config: {command: 'true'}}\n"
+        "  - {id: b, config: {command: 'true'}, dependsOn: [a]}\n"
+    )
     writer = JournalWriter(tmp_path, "r1", workflow, clock=lambda: now[0])
     assert writer.error is None
-    assert writer.sync_due() == 1.0  # the header is written; its fsync is due in a second
+    assert writer.due() == 1.0  # the header is written; its fsync is due in a second
     writer.record(StepResult("a", StepStatus.SUCCEEDED, parallel_group=0, start_time=0.0))
-    assert read_journal(tmp_path).entries == {}  # recorded, written at the next flush
-    now[0] = 0.5
+    assert writer.unwritten(("a",)) and not writer.unwritten(("b",))
+    assert writer.due() == 0.05  # its write is due with the batch, 50 ms after it was recorded
+    writer.flush()
+    assert read_journal(tmp_path).entries == {}  # not yet
+    now[0] = 0.05
     writer.flush()
     assert read_journal(tmp_path).entries["a"].status is StepStatus.SUCCEEDED
-    assert writer.sync_due() == 0.5  # counted from the oldest line not on disk yet
+    assert not writer.unwritten(("a",))
+    assert writer.due() == 0.95  # the fsync, counted from the oldest line not on disk
+    writer.record(StepResult("b", StepStatus.SUCCEEDED, parallel_group=1, start_time=0.05))
+    writer.flush(force=True)  # what the scheduler does before starting a dependent of b
+    assert set(read_journal(tmp_path).entries) == {"a", "b"}
     now[0] = 1.0
     writer.flush()
-    assert writer.sync_due() is None  # fsync'd
+    assert writer.due() is None  # written and fsync'd
     writer.close()
-    assert writer.error is None and len(journal_lines(tmp_path)) == 2
+    assert writer.error is None and len(journal_lines(tmp_path)) == 3
 
 
 def test_a_changed_step_reruns_with_its_dependents(

@@ -1,13 +1,15 @@
 """The run journal and `--resume` (SPEC §11.2).
 
-Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`. The lines of the
-steps that ended are written (one `write`, whole lines, O_APPEND) before the scheduler starts
-anything more, so a run killed with `kill -9` leaves a journal whose every complete line is true
-and that holds every step that ended before a start. They are fsync'd at most once a second
-(and at the end of the run), not before every start: an fsync costs more than a short step, and
-what it adds covers only a crash of the operating system, after which a lost line makes
-`--resume` run that step again, never reuse one wrongly. The first line names the run and its
-workflow file, which is how `--resume` finds the newest run of the same file.
+Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`, whole lines in
+the order the steps ended (O_APPEND), a batch per `write`: before a step starts whose dependency
+is not written yet, else about 50 ms after the step ended. A run killed with `kill -9` leaves a
+journal whose every complete line is true and that holds every step's dependencies if the step
+started; the steps of its last 50 ms may be missing, and `--resume` runs them again. Lines are
+fsync'd within a second and at the end of the run, not before every start: on a machine where
+system calls are dear a write and an fsync per step cost more than a short step, and an fsync
+covers only a crash of the operating system, after which a lost line makes `--resume` run that
+step again, never reuse one wrongly. The first line names the run and its workflow file, which
+is how `--resume` finds the newest run of the same file.
 
 A resumed run reuses a step that succeeded in the earlier run when its fingerprint (a hash of
 its definition after expansion, its agent, the workflow's env and vars) is unchanged and every
@@ -22,7 +24,7 @@ import enum
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,7 @@ def _variables_read(step: Step, workflow: Workflow) -> list[str]:
 # ---- writing -----------------------------------------------------------------------------------
 
 
+WRITE_EVERY = 0.05  # seconds: how long a finished step's line may wait for its write
 SYNC_EVERY = 1.0  # seconds: how long a written line may wait for its fsync
 
 
@@ -139,10 +142,11 @@ class JournalWriter:
     """Appends a run's journal. A write that fails (a full disk) turns journaling off and is
     kept in `error`, never raised: the run itself must go on.
 
-    `record` encodes a line; `flush` writes every line recorded since in one `write` (the
-    scheduler flushes before it starts anything and before it waits), and fsyncs when the
-    last fsync is `SYNC_EVERY` old; `sync_due` says how long the scheduler may wait before a
-    written line is due for its fsync; `close` writes and fsyncs what is left.
+    `record` encodes a finished step's line. Lines are written in the order recorded, whole, in
+    one `write` per batch: by `flush` once the oldest is `WRITE_EVERY` old, by `flush(force=
+    True)` (the scheduler's, before it starts a step whose dependency is not written yet), and
+    by `close`. A written line is fsync'd once it is `SYNC_EVERY` old, and at `close`. `due`
+    says how long the scheduler may wait before calling `flush`.
     """
 
     def __init__(
@@ -159,6 +163,8 @@ class JournalWriter:
         self._clock = clock
         self._fd: int | None = None
         self._pending: list[str] = []  # lines recorded, not written yet
+        self._pending_steps: set[str] = set()  # whose lines they are
+        self._pending_since = 0.0  # when the oldest of them was recorded
         self._unsynced_since: float | None = None  # when the oldest unsynced line was written
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         try:
@@ -180,13 +186,16 @@ class JournalWriter:
                 }
             )
         )
-        self.flush()
+        self.flush(force=True)
 
     def record(self, result: StepResult) -> None:
-        """One finished step, written whole at the next `flush`."""
+        """One finished step, written whole with the next batch."""
         if self._fd is None:
             return
         outputs = result.outputs
+        if not self._pending:
+            self._pending_since = self._clock()
+        self._pending_steps.add(result.step_id)
         self._pending.append(
             _line(
                 {
@@ -202,27 +211,39 @@ class JournalWriter:
             )
         )
 
-    def flush(self) -> None:
-        """Write every line recorded so far; fsync them if the last fsync is a second old."""
+    def unwritten(self, step_ids: Iterable[str]) -> bool:
+        """Whether the line of one of `step_ids` is recorded but not written yet."""
+        pending = self._pending_steps
+        return bool(pending) and any(sid in pending for sid in step_ids)
+
+    def flush(self, force: bool = False) -> None:
+        """Write the recorded lines if the oldest is `WRITE_EVERY` old (or `force`); fsync the
+        written ones if the oldest of those is `SYNC_EVERY` old."""
         if self._fd is None:
             return
-        if self._pending:
+        now = self._clock()
+        if self._pending and (force or now - self._pending_since >= WRITE_EVERY):
             data = "".join(self._pending).encode("utf-8")
             self._pending.clear()
-            self._write(data)
+            self._pending_steps.clear()
+            self._write(data, now)
         since = self._unsynced_since
-        if since is not None and self._clock() - since >= SYNC_EVERY:
+        if since is not None and now - since >= SYNC_EVERY:
             self._sync()
 
-    def sync_due(self) -> float | None:
-        """Seconds until a written line is due for its fsync (a `flush` then), None: none is."""
-        since = self._unsynced_since
-        if since is None or self._fd is None:
+    def due(self) -> float | None:
+        """Seconds until `flush` has a batch to write or lines to fsync; None: nothing waits."""
+        if self._fd is None:
             return None
-        return max(0.0, since + SYNC_EVERY - self._clock())
+        times = []
+        if self._pending:
+            times.append(self._pending_since + WRITE_EVERY)
+        if self._unsynced_since is not None:
+            times.append(self._unsynced_since + SYNC_EVERY)
+        return max(0.0, min(times) - self._clock()) if times else None
 
     def close(self) -> None:
-        self.flush()
+        self.flush(force=True)
         self._sync()
         self._drop()
 
@@ -242,7 +263,7 @@ class JournalWriter:
                 os.close(self._fd)
             self._fd = None
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, now: float) -> None:
         assert self._fd is not None
         try:
             # Whole lines in one write (O_APPEND): a kill can cut only the last line short.
@@ -250,7 +271,7 @@ class JournalWriter:
             while view:
                 view = view[os.write(self._fd, view) :]
             if self._unsynced_since is None:
-                self._unsynced_since = self._clock()
+                self._unsynced_since = now
         except OSError as err:
             self.error = f"cannot write {self.path} any more: {err.strerror}"
             self._drop()

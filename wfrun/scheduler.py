@@ -225,10 +225,12 @@ class Scheduler:
                 self._expire(timeout or 0.0)
                 deadline = None
             self._requeue_due_retries()
-            if self._journal is not None:
-                # What ended is written before anything more starts, and before the loop waits.
-                self._journal.flush()
+            journal = self._journal
+            if journal is not None:
+                journal.flush()  # the lines of the steps that ended, once a batch is due
             for step_id in self._dispatcher.startable():
+                if journal is not None and journal.unwritten(self._plan.step(step_id).depends_on):
+                    journal.flush(force=True)  # a step's dependencies are journaled first
                 self._start(pool, step_id)
             now = self.now()
             for step_id, reason in self._dispatcher.take_wait_changes():
@@ -239,9 +241,9 @@ class Scheduler:
             if self._retries:  # a due retry is a clock check too, like the deadline
                 due = max(0.0, self._retries[0][0] - self.now())
                 wait = due if wait is None else min(wait, due)
-            synced = None if self._journal is None else self._journal.sync_due()
-            if synced is not None:  # the journal's fsync, at most a second after its write
-                wait = synced if wait is None else min(wait, synced)
+            pending = None if journal is None else journal.due()
+            if pending is not None:  # the journal's next write or fsync, a clock check too
+                wait = pending if wait is None else min(wait, pending)
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
