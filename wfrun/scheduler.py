@@ -72,6 +72,7 @@ from wfrun.retry import should_retry
 from wfrun.stats import parallel_stats
 
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
+_UNKNOWN = "?"  # _Done.log when the thread that posted it did not look for the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +92,6 @@ class RunSettings:
     resumed_from: str | None = None
     notes: tuple[str, ...] = ()
     seed: int | None = None  # of the retry delays' jitter; None: unpredictable
-
-
-_UNKNOWN = "?"  # _Done.log when the thread that posted it did not look for the log
 
 
 @dataclass(frozen=True, slots=True)
