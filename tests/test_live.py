@@ -246,3 +246,21 @@ def test_the_refresh_thread_prints_queued_lines_while_the_run_goes_on() -> None:
     assert "✔ compile  succeeded" in text_of(console)
     assert reporter.active
     reporter.close()
+
+
+def test_a_refresh_with_queued_lines_draws_the_lines_and_one_new_frame() -> None:
+    console = terminal()
+    reporter = LiveReporter(console, refresh_per_second=0.5)  # refreshed by hand below
+    for event in beginning():
+        reporter.handle(event)
+    console.file.seek(0)
+    console.file.truncate()
+    reporter.handle(StepFinished("compile", COMPILE, 1.0))
+    live = reporter._live  # the running display
+    assert live is not None
+    live.refresh()
+    drawn = text_of(console)
+    # The line above the frame, then the frame as it is now: no stale frame drawn first.
+    assert "✔ compile  succeeded" in drawn
+    assert drawn.count("/2 done") == 1 and "1/2 done" in drawn
+    reporter.close()

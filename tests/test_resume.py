@@ -15,9 +15,17 @@ from typing import Any
 from conftest import cli_env, wfrun
 from test_retries import attempt_step, report_errors, runs
 
-from wfrun.journal import JOURNAL_NAME, Journal, JournalEntry, fingerprint, plan_resume
+from wfrun.journal import (
+    JOURNAL_NAME,
+    Journal,
+    JournalEntry,
+    JournalWriter,
+    fingerprint,
+    plan_resume,
+    read_journal,
+)
 from wfrun.loader import load_workflow_text
-from wfrun.results import StepStatus
+from wfrun.results import StepResult, StepStatus
 
 CHAIN = (
     "steps:\n"
@@ -119,6 +127,100 @@ def test_resume_after_kill_9_runs_each_unfinished_step_exactly_once(
     again = run(workdir, path, "--resume")
     assert again.returncode == 0 and "reusing 4 steps" in again.stdout
     assert counts(workdir, "slow", "after") == {"slow": 1, "after": 1}
+
+
+def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_the_rest(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    # Four lanes of 15 short steps, each depending on the one before it in its lane: steps end
+    # in a stream while the run is killed. Each step notes the run it runs in as it starts
+    # (`s4.start`) and as it ends (`s4`).
+    count, lanes = 60, 4
+    steps = "".join(
+        f"  - id: s{i}\n"
+        "    config: {command: 'echo $WFRUN_RUN_ID >> marks/$WFRUN_STEP_ID.start && sleep 0.02"
+        " && echo $WFRUN_RUN_ID >> marks/$WFRUN_STEP_ID',"
+        " shell: true}\n" + (f"    dependsOn: [s{i - lanes}]\n" if i >= lanes else "")
+        for i in range(count)
+    )
+    marks = workdir / "marks"  # the workflow's directory is the steps' working directory
+    marks.mkdir()
+    path = write("steps:\n" + steps)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", "run", str(path), "--ui", "quiet", "-j", str(lanes),
+         "--log-dir", str(workdir / "runs")],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(marks.glob("s*[0-9]"))) < count // 2:
+            assert time.monotonic() < deadline, "the first run never got half way"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (killed,) = run_dirs(workdir)
+    journal = read_journal(killed)
+    lines = [json.loads(line) for line in (killed / JOURNAL_NAME).read_bytes().splitlines()[1:]]
+    order = [line["step"] for line in lines if "fingerprint" in line]
+
+    def ran_in(sid: str, mark: str = "") -> list[str]:
+        noted = marks / (sid + mark)
+        return noted.read_text().split() if noted.exists() else []
+
+    finished = {sid for sid, e in journal.entries.items() if e.status is StepStatus.SUCCEEDED}
+    assert 0 < len(finished) < count
+    for sid in finished:  # every line is true: the step did end, in that run
+        assert ran_in(sid) == [killed.name]
+        index = int(sid[1:])
+        if index >= lanes:  # its dependency is journaled before it
+            assert order.index(f"s{index - lanes}") < order.index(sid)
+    for i in range(lanes, count):  # a step that started had its dependency journaled already
+        if ran_in(f"s{i}", ".start"):
+            assert f"s{i - lanes}" in finished, f"s{i}"
+    done = run(workdir, path, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = report_of(workdir)
+    steps_run = report["stepResults"]
+    assert {sid for sid, r in steps_run.items() if r["reused"]} == finished
+    assert all(r["status"] == "succeeded" for r in steps_run.values())
+    for i in range(count):
+        sid = f"s{i}"
+        in_resumed = ran_in(sid).count(report["runId"])
+        assert in_resumed == (0 if sid in finished else 1), sid
+
+
+def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
+    tmp_path: Path,
+) -> None:
+    now = [0.0]
+    workflow = load_workflow_text(
+        "steps:\n  - {id: a, config: {command: 'true'}}\n"
+        "  - {id: b, config: {command: 'true'}, dependsOn: [a]}\n"
+    )
+    writer = JournalWriter(tmp_path, "r1", workflow, clock=lambda: now[0])
+    assert writer.error is None
+    assert writer.due() == 1.0  # the header is written; its fsync is due in a second
+    writer.record(StepResult("a", StepStatus.SUCCEEDED, parallel_group=0, start_time=0.0))
+    assert writer.unwritten(("a",)) and not writer.unwritten(("b",))
+    assert writer.due() == 0.05  # its write is due with the batch, 50 ms after it was recorded
+    writer.flush()
+    assert read_journal(tmp_path).entries == {}  # not yet
+    now[0] = 0.05
+    writer.flush()
+    assert read_journal(tmp_path).entries["a"].status is StepStatus.SUCCEEDED
+    assert not writer.unwritten(("a",))
+    assert writer.due() == 0.95  # the fsync, counted from the oldest line not on disk
+    writer.record(StepResult("b", StepStatus.SUCCEEDED, parallel_group=1, start_time=0.05))
+    writer.flush(force=True)  # what the scheduler does before starting a dependent of b
+    assert set(read_journal(tmp_path).entries) == {"a", "b"}
+    now[0] = 1.0
+    writer.flush()
+    assert writer.due() is None  # written and fsync'd
+    writer.close()
+    assert writer.error is None and len(journal_lines(tmp_path)) == 3
 
 
 def test_a_changed_step_reruns_with_its_dependents(
@@ -241,6 +343,11 @@ def test_fingerprints_ignore_names_and_positions_but_not_commands_or_env() -> No
         "steps:\n  - {id: a, type: agent, config: {agent: r, prompt: p}}\n"
     )
     assert fp(agent % "echo") != fp(agent % "cat")
+    # The same hashes as the wfrun that wrote the journals already on disk: they resume.
+    assert base == "faa08dbcc3766d6ac6252dee17918b98"
+    assert fp(agent % "echo") == "49e5e2c2e22e58f62e01bc9dde4d4dc8"
+    with_vars = "env: {K: v}\nvars: {x: '1', y: '2'}\nsteps:\n  - {id: a, config: {command: echo, "
+    assert fp(with_vars + "args: ['${{ vars.x }}']}}\n") == "494d14b73ca61b1debd7ebc31b07b9f7"
 
 
 def test_every_reason_a_step_runs_again() -> None:

@@ -1,9 +1,15 @@
 """The run journal and `--resume` (SPEC §11.2).
 
-Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`, written with one
-`write` and fsync'd before the scheduler starts anything else, so that a run killed with
-`kill -9` leaves a journal whose every complete line is true. The first line names the run and
-its workflow file, which is how `--resume` finds the newest run of the same file.
+Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`, whole lines in
+the order the steps ended (O_APPEND), a batch per `write`: before a step starts whose dependency
+is not written yet, else about 50 ms after the step ended. A run killed with `kill -9` leaves a
+journal whose every complete line is true and that holds every step's dependencies if the step
+started; the steps of its last 50 ms may be missing, and `--resume` runs them again. Lines are
+fsync'd within a second and at the end of the run, not before every start: on a machine where
+system calls are dear a write and an fsync per step cost more than a short step, and an fsync
+covers only a crash of the operating system, after which a lost line makes `--resume` run that
+step again, never reuse one wrongly. The first line names the run and its workflow file, which
+is how `--resume` finds the newest run of the same file.
 
 A resumed run reuses a step that succeeded in the earlier run when its fingerprint (a hash of
 its definition after expansion, its agent, the workflow's env and vars) is unchanged and every
@@ -17,7 +23,8 @@ import dataclasses
 import enum
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,17 +48,27 @@ class ResumeError(WfrunError):
 # ---- fingerprints ------------------------------------------------------------------------------
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # a model class -> the fields that are fingerprinted
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
     """A model value as JSON-able data with a stable order."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name not in _NOT_FINGERPRINTED
-        }
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[kind] = tuple(
+            f.name for f in dataclasses.fields(value) if f.name not in _NOT_FINGERPRINTED
+        )
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Mapping):
+        if not value:
+            return {}
         return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, frozenset | set):
         return sorted((_plain(v) for v in value), key=repr)
@@ -62,24 +79,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class Fingerprints:
+    """Fingerprints of one workflow's steps. The workflow's env is the same in every one: it is
+    encoded once, not once a step (the journal fingerprints every step that ends)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self._workflow = workflow
+        self._env = _dumps(_plain(workflow.env))
+
+    def of(self, step: Step) -> str:
+        """A stable hash of what the step does: its definition (after matrix expansion), the
+        agent it uses, and the workflow's env and vars."""
+        workflow = self._workflow
+        agent = None
+        if isinstance(step.config, AgentConfig):
+            declared = workflow.agents.get(step.config.agent)
+            agent = None if declared is None else _plain(declared)
+        # Only the variables the step reads: `--set` of another one does not rerun it.
+        read = _variables_read(step, workflow)
+        variables = _plain({name: workflow.vars[name] for name in read}) if read else {}
+        # The text of json.dumps({"agent", "env", "step", "vars"}, sort_keys=True), built from
+        # its parts so that the env is encoded once: the hashes equal those of earlier runs.
+        text = (
+            f'{{"agent": {_dumps(agent) if agent else "null"}, "env": {self._env}, '
+            f'"step": {_dumps(_plain(step))}, "vars": {_dumps(variables) if read else "{}"}}}'
+        )
+        import hashlib  # imported at the first finished step, not at start-up
+
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=True, default=str)
+
+
 def fingerprint(workflow: Workflow, step: Step) -> str:
     """A stable hash of what the step does: its definition (after matrix expansion), the agent
     it uses, and the workflow's env and vars."""
-    agent = None
-    if isinstance(step.config, AgentConfig):
-        declared = workflow.agents.get(step.config.agent)
-        agent = None if declared is None else _plain(declared)
-    document = {
-        "step": _plain(step),
-        "agent": agent,
-        "env": _plain(workflow.env),
-        # Only the variables the step reads: `--set` of another one does not rerun it.
-        "vars": _plain({name: workflow.vars[name] for name in _variables_read(step, workflow)}),
-    }
-    text = json.dumps(document, sort_keys=True, ensure_ascii=True, default=str)
-    import hashlib  # imported at the first finished step, not at start-up
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return Fingerprints(workflow).of(step)
 
 
 def _variables_read(step: Step, workflow: Workflow) -> list[str]:
@@ -97,22 +134,38 @@ def _variables_read(step: Step, workflow: Workflow) -> list[str]:
 # ---- writing -----------------------------------------------------------------------------------
 
 
+WRITE_EVERY = 0.05  # seconds: how long a finished step's line may wait for its write
+SYNC_EVERY = 1.0  # seconds: how long a written line may wait for its fsync
+
+
 class JournalWriter:
     """Appends a run's journal. A write that fails (a full disk) turns journaling off and is
     kept in `error`, never raised: the run itself must go on.
 
-    `record` writes a line; `sync` puts what was recorded on disk. The scheduler syncs before
-    it starts any step, so every step that finished before a start is on disk before it, and
-    a batch of steps that ended together costs one fsync (about a millisecond), not one each.
+    `record` encodes a finished step's line. Lines are written in the order recorded, whole, in
+    one `write` per batch: by `flush` once the oldest is `WRITE_EVERY` old, by `flush(force=
+    True)` (the scheduler's, before it starts a step whose dependency is not written yet), and
+    by `close`. A written line is fsync'd once it is `SYNC_EVERY` old, and at `close`. `due`
+    says how long the scheduler may wait before calling `flush`.
     """
 
-    def __init__(self, run_dir: Path, run_id: str, workflow: Workflow) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        run_id: str,
+        workflow: Workflow,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = run_dir / JOURNAL_NAME
         self.error: str | None = None
-        self._workflow = workflow
+        self._fingerprints = Fingerprints(workflow)
         self._steps = {step.id: step for step in workflow.steps}
+        self._clock = clock
         self._fd: int | None = None
-        self._unsynced = False
+        self._pending: list[str] = []  # lines recorded, not written yet
+        self._pending_steps: set[str] = set()  # whose lines they are
+        self._pending_since = 0.0  # when the oldest of them was recorded
+        self._unsynced_since: float | None = None  # when the oldest unsynced line was written
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
         try:
             self._fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -120,52 +173,89 @@ class JournalWriter:
             self.error = f"cannot create {self.path}: {err.strerror}"
             return
         file = workflow.file
-        self._write(
-            {
-                "journal": JOURNAL_VERSION,
-                "runId": run_id,
-                "workflow": {
-                    "name": workflow.name,
-                    "file": None if file is None else str(file),
-                    "path": None if file is None else str(file.resolve()),
-                },
-            }
+        self._pending.append(
+            _line(
+                {
+                    "journal": JOURNAL_VERSION,
+                    "runId": run_id,
+                    "workflow": {
+                        "name": workflow.name,
+                        "file": None if file is None else str(file),
+                        "path": None if file is None else str(file.resolve()),
+                    },
+                }
+            )
         )
-        self.sync()
+        self.flush(force=True)
 
     def record(self, result: StepResult) -> None:
-        """One finished step, written whole (on disk at the next `sync`)."""
+        """One finished step, written whole with the next batch."""
         if self._fd is None:
             return
-        step = self._steps[result.step_id]
-        outputs = getattr(result, "outputs", None)  # issue 11 adds step outputs
-        self._write(
-            {
-                "step": result.step_id,
-                "status": result.status.value,
-                "reused": result.reused,
-                "fingerprint": fingerprint(self._workflow, step),
-                "outputs": dict(outputs) if isinstance(outputs, Mapping) else {},
-                "attempts": result.attempts,
-                "startTime": ms(result.start_time),
-                "endTime": ms(result.end_time),
-            }
+        outputs = result.outputs
+        if not self._pending:
+            self._pending_since = self._clock()
+        self._pending_steps.add(result.step_id)
+        self._pending.append(
+            _line(
+                {
+                    "step": result.step_id,
+                    "status": result.status.value,
+                    "reused": result.reused,
+                    "fingerprint": self._fingerprints.of(self._steps[result.step_id]),
+                    "outputs": dict(outputs) if outputs else {},
+                    "attempts": result.attempts,
+                    "startTime": ms(result.start_time),
+                    "endTime": ms(result.end_time),
+                }
+            )
         )
 
-    def sync(self) -> None:
-        """Put every line recorded so far on disk."""
-        if self._fd is None or not self._unsynced:
+    def unwritten(self, step_ids: Iterable[str]) -> bool:
+        """Whether the line of one of `step_ids` is recorded but not written yet."""
+        pending = self._pending_steps
+        return bool(pending) and any(sid in pending for sid in step_ids)
+
+    def flush(self, force: bool = False) -> None:
+        """Write the recorded lines if the oldest is `WRITE_EVERY` old (or `force`); fsync the
+        written ones if the oldest of those is `SYNC_EVERY` old."""
+        if self._fd is None:
+            return
+        now = self._clock()
+        if self._pending and (force or now - self._pending_since >= WRITE_EVERY):
+            data = "".join(self._pending).encode("utf-8")
+            self._pending.clear()
+            self._pending_steps.clear()
+            self._write(data, now)
+        since = self._unsynced_since
+        if since is not None and now - since >= SYNC_EVERY:
+            self._sync()
+
+    def due(self) -> float | None:
+        """Seconds until `flush` has a batch to write or lines to fsync; None: nothing waits."""
+        if self._fd is None:
+            return None
+        times = []
+        if self._pending:
+            times.append(self._pending_since + WRITE_EVERY)
+        if self._unsynced_since is not None:
+            times.append(self._unsynced_since + SYNC_EVERY)
+        return max(0.0, min(times) - self._clock()) if times else None
+
+    def close(self) -> None:
+        self.flush(force=True)
+        self._sync()
+        self._drop()
+
+    def _sync(self) -> None:
+        if self._fd is None or self._unsynced_since is None:
             return
         try:
             os.fsync(self._fd)
-            self._unsynced = False
+            self._unsynced_since = None
         except OSError as err:
             self.error = f"cannot write {self.path} any more: {err.strerror}"
             self._drop()
-
-    def close(self) -> None:
-        self.sync()
-        self._drop()
 
     def _drop(self) -> None:
         if self._fd is not None:
@@ -173,19 +263,22 @@ class JournalWriter:
                 os.close(self._fd)
             self._fd = None
 
-    def _write(self, entry: Mapping[str, Any]) -> None:
+    def _write(self, data: bytes, now: float) -> None:
         assert self._fd is not None
-        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-        data = line.encode("utf-8")
         try:
-            # One write of a whole line (O_APPEND): a kill can cut only the last line short.
+            # Whole lines in one write (O_APPEND): a kill can cut only the last line short.
             view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
-            self._unsynced = True
+            if self._unsynced_since is None:
+                self._unsynced_since = now
         except OSError as err:
             self.error = f"cannot write {self.path} any more: {err.strerror}"
             self._drop()
+
+
+def _line(entry: Mapping[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
 
 
 # ---- reading -----------------------------------------------------------------------------------
@@ -385,6 +478,7 @@ def plan_resume(workflow: Workflow, journal: Journal) -> Resume:
     reused: set[str] = set()
     outputs: dict[str, Mapping[str, str]] = {}
     steps = {step.id: step for step in workflow.steps}
+    fingerprints = Fingerprints(workflow)
     for step_id in topological_order(workflow):
         step = steps[step_id]
         entry = journal.entries.get(step_id)
@@ -393,7 +487,7 @@ def plan_resume(workflow: Workflow, journal: Journal) -> Resume:
             why = "never ran"
         elif entry.status is not StepStatus.SUCCEEDED:
             why = _PAST[entry.status]
-        elif entry.fingerprint != fingerprint(workflow, step):
+        elif entry.fingerprint != fingerprints.of(step):
             why = "changed"
         elif rerun_dep is not None:
             why = f"dependency '{rerun_dep}' runs again"

@@ -72,6 +72,7 @@ from wfrun.retry import should_retry
 from wfrun.stats import parallel_stats
 
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
+_UNKNOWN = "?"  # _Done.log when the thread that posted it did not look for the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,9 @@ class _Done:
     step_id: str
     outcome: StepOutcome
     at: float
+    # The step's log if it exists, looked for by the thread that posts the end: a stat on the
+    # loop's thread for every step is a system call the loop would wait for.
+    log: str | None = _UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,7 @@ class Scheduler:
         self._delivery = EventDelivery(reporters, self.now)
         self._masker = settings.masker if settings.masker else None
         self._scratch: Path | None = None  # outputs go here when the run keeps no directory
+        self._root: Path | None = None  # the run directory, absolute
         self._facts: RunFacts | None = None
         self._results: dict[str, StepResult] = {}
         self._dispatcher = Dispatcher(plan, keep_going=settings.keep_going, judge=self._judge)
@@ -218,9 +223,12 @@ class Scheduler:
                 self._expire(timeout or 0.0)
                 deadline = None
             self._requeue_due_retries()
-            if self._journal is not None:
-                self._journal.sync()  # what ended is on disk before anything more starts
+            journal = self._journal
+            if journal is not None:
+                journal.flush()  # the lines of the steps that ended, once a batch is due
             for step_id in self._dispatcher.startable():
+                if journal is not None and journal.unwritten(self._plan.step(step_id).depends_on):
+                    journal.flush(force=True)  # a step's dependencies are journaled first
                 self._start(pool, step_id)
             now = self.now()
             for step_id, reason in self._dispatcher.take_wait_changes():
@@ -231,6 +239,9 @@ class Scheduler:
             if self._retries:  # a due retry is a clock check too, like the deadline
                 due = max(0.0, self._retries[0][0] - self.now())
                 wait = due if wait is None else min(wait, due)
+            pending = None if journal is None else journal.due()
+            if pending is not None:  # the journal's next write or fsync, a clock check too
+                wait = pending if wait is None else min(wait, pending)
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
@@ -297,14 +308,19 @@ class Scheduler:
 
     def _ended(self, step_id: str, outcome: StepOutcome) -> None:
         """A step started with `start_executor` has ended: post it (on the executor's thread)."""
-        self._inbox.put(_Done(step_id, outcome, self.now()))
+        self._inbox.put(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
 
     # ---- data between steps (SPEC §10) -----------------------------------------------------------
 
     def _outputs_root(self) -> Path:
         """The run directory, or a scratch directory for a run that keeps none (the API)."""
+        if self._root is not None:
+            return self._root
         if self._settings.run_dir is not None:
-            return self._settings.run_dir
+            # Absolute once per run: executors make paths under it absolute for every step,
+            # which is a getcwd each (WFRUN_RUN_DIR, WFRUN_OUTPUT) for a relative one.
+            self._root = self._settings.run_dir.absolute()
+            return self._root
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="wfrun-run-"))
         return self._scratch
@@ -360,7 +376,8 @@ class Scheduler:
             if not isinstance(exc, Exception | SystemExit):
                 raise  # KeyboardInterrupt and the like are not ours to swallow
         finally:
-            self._inbox.put(_Done(context.step.id, outcome, self.now()))
+            step_id = context.step.id
+            self._inbox.put(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
 
     def _complete(self, done: _Done) -> None:
         step = self._plan.step(done.step_id)
@@ -380,9 +397,9 @@ class Scheduler:
         )
         stopping = token.cancelled or self._status is not None or self._dispatcher.stopping
         if not stopping and should_retry(step.retry, outcome, len(attempts)):
-            self._retry_later(_Done(step.id, outcome, done.at), attempts[-1])
+            self._retry_later(_Done(step.id, outcome, done.at, done.log), attempts[-1])
             return
-        self._conclude(_Done(step.id, outcome, done.at), stopped_by_run=token.cancelled)
+        self._conclude(_Done(step.id, outcome, done.at, done.log), stopped_by_run=token.cancelled)
 
     def _masked(self, outcome: StepOutcome) -> StepOutcome:
         """The outcome with the run's secrets written as *** in every text it carries (the
@@ -436,7 +453,8 @@ class Scheduler:
         step = self._plan.step(done.step_id)
         outcome = done.outcome
         allowed = outcome.status in FAILED_STATUSES and step.continue_on_error
-        self._results[step.id] = self._step_result(step.id, outcome, done.at, allowed)
+        log = self._existing_log(step.id) if done.log is _UNKNOWN else done.log
+        self._results[step.id] = self._step_result(step.id, outcome, done.at, allowed, log)
         if self._journal is not None:
             self._journal.record(self._results[step.id])
         # A step the run itself stopped (deadline, interrupt) did not fail on its own: its
@@ -522,7 +540,7 @@ class Scheduler:
     # ---- results -------------------------------------------------------------------------------
 
     def _step_result(
-        self, step_id: str, outcome: StepOutcome, end: float, allowed: bool
+        self, step_id: str, outcome: StepOutcome, end: float, allowed: bool, log: str | None
     ) -> StepResult:
         return StepResult(
             step_id=step_id,
@@ -536,7 +554,7 @@ class Scheduler:
             wait=self._dispatcher.waited_for(step_id),
             exit_code=outcome.exit_code,
             signal=outcome.signal,
-            log_file=self._existing_log(step_id),
+            log_file=log,
             output_tail=outcome.output_tail,
             output=outcome.output,
             command=outcome.command,
@@ -600,7 +618,8 @@ class Scheduler:
         return None if run_dir is None else run_dir / f"{step_id}.log"
 
     def _existing_log(self, step_id: str) -> str | None:
-        """The step's log, if it has one: executors create it at the first byte of output."""
+        """The step's log, if it has one: executors create it at the first byte of output.
+        Called on the thread that posts the step's end, or the loop's when that one did not."""
         if self._run_dir_text is None:
             return None
         # Plain strings: this runs once per step on the loop's thread, where pathlib is costly.

@@ -278,6 +278,8 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             self.own += 1
             self.expanded += 1
+            if node.tag == _STR and "\x00" not in node.value:
+                return node.value  # most scalars: a plain string, nothing to check
             return self.scalar(node)
         done = self._done.get(id(node))
         if done is not None:
@@ -351,7 +353,12 @@ class _Converter:
         return result
 
     def _checked_entries(self, node: yaml.MappingNode) -> list[Entry]:
-        for key, value in node.value:
+        pairs = node.value
+        if not any(key.tag == _MERGE for key, _ in pairs):
+            # No merge key: its entries are its pairs, and no other mapping merges into them
+            # through this one (nothing to remember).
+            return [(_key_text(key), key, value) for key, value in pairs]
+        for key, value in pairs:
             if key.tag != _MERGE:
                 continue
             bases = value.value if isinstance(value, yaml.SequenceNode) else [value]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from wfrun.executors.agent import AgentError, agent_call
 from wfrun.executors.base import StepContext
 from wfrun.model import AgentConfig, ScriptConfig
@@ -13,6 +15,12 @@ class DryRunExecutor:
 
     # Nothing runs, so no output is ever set: references are shown as written.
     resolves_references = False
+
+    def start(self, context: StepContext, on_done: Callable[[StepOutcome], None]) -> bool:
+        """Ends the step at once, on the scheduler's thread: a worker thread per step would
+        cost more than the step (`start_executor`)."""
+        on_done(self.execute(context))
+        return True
 
     def execute(self, context: StepContext) -> StepOutcome:
         if context.cancel.cancelled:

@@ -34,8 +34,21 @@ OUTPUT_LINES_PER_FRAME = 200  # streamed output lines printed above one frame; t
 
 @dataclass(frozen=True, slots=True)
 class _Line:
-    text: Text
+    """A line to print above the frame: a Text, or a finished step's, made into a Text only
+    if it is printed (a crowd of successes in one frame shares a line)."""
+
+    text: Text | None = None
+    finished: StepFinished | None = None
     success_of: str | None = None  # the step id, when the line only says a step succeeded
+
+    def render(self) -> Text:
+        if self.text is not None:
+            return self.text
+        assert self.finished is not None
+        line = Text(f"[{self.finished.at:6.2f}s] ", style="dim")
+        result = self.finished.result
+        line.append(step_line(result), style=status_style(result))
+        return line
 
 
 class _LineQueue(deque[_Line]):
@@ -78,8 +91,8 @@ def _drain(queue: _LineQueue) -> list[Text]:
         lines.append(_Line(Text(note, style="dim")))
     successes = [line.success_of for line in lines if line.success_of is not None]
     if len(successes) <= SUCCESS_LINES_PER_FRAME:
-        return [line.text for line in lines]
-    kept = [line.text for line in lines if line.success_of is None]
+        return [line.render() for line in lines]
+    kept = [line.render() for line in lines if line.success_of is None]
     names = ", ".join(successes[:5]) + (", …" if len(successes) > 5 else "")
     kept.append(Text(f"✔ {len(successes)} steps succeeded: {names}", style="green"))
     return kept
@@ -100,9 +113,17 @@ class _BatchingLive(Live):
     def refresh(self) -> None:
         with self._lock:
             lines = _drain(self._queue)
-            if lines:
+            if not lines:
+                super().refresh()
+            elif self._started and not self._nested and self.console.is_interactive:
+                # Printing above the frame draws the frame below the lines (Live's render
+                # hook): with the new frame set first, that print is the whole refresh. Printing
+                # and then refreshing would draw two frames, the first one stale.
+                self._live_render.set_renderable(self.renderable)
                 self.console.print(Group(*lines), soft_wrap=True)
-            super().refresh()
+            else:
+                self.console.print(Group(*lines), soft_wrap=True)
+                super().refresh()
 
 
 class LiveReporter:
@@ -142,9 +163,8 @@ class LiveReporter:
         elif isinstance(event, RunStopping):
             self._queue.append(_Line(Text(stopping_line(event), style="bold yellow")))
         elif isinstance(event, StepFinished):
-            line = Text(f"[{event.at:6.2f}s] ", style="dim")
-            line.append(step_line(event.result), style=status_style(event.result))
-            self._queue.append(_Line(line, event.step_id if event.result.success else None))
+            success_of = event.step_id if event.result.success else None
+            self._queue.append(_Line(finished=event, success_of=success_of))
         elif isinstance(event, RunFinished):
             self._stop()
             self._print_summary(event)

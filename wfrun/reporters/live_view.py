@@ -167,22 +167,43 @@ def _running_section(state: RunState, total: int, budget: _Budget) -> list[Rende
     return parts
 
 
-def _running_grid(rows: list[RunningStep], now: float) -> Table:
-    grid = Table.grid(padding=(0, 1), expand=True)
-    grid.add_column(no_wrap=True, overflow="ellipsis", max_width=32, style="cyan")
-    grid.add_column(no_wrap=True, style="dim")
-    grid.add_column(no_wrap=True, overflow="ellipsis", max_width=24)
-    grid.add_column(no_wrap=True, justify="right")
-    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1, style="dim")
-    for row in rows:
-        grid.add_row(
-            Text("▶ " + shown(row.step_id)),
+def _running_grid(rows: list[RunningStep], now: float) -> Text:
+    # Aligned columns in one Text, as for the waiting list: a Table measures every cell on every
+    # redraw, which made these few rows the dearest part of the frame.
+    cells = [
+        (
+            Text("▶ " + shown(row.step_id), style="cyan"),
             Text(f"group {row.group}" + (f" · attempt {row.attempt}" if row.attempt else "")),
             Text(format_units(row.resources)),
             Text(format_duration(max(0.0, now - row.started_at))),
-            _detail(row),
         )
-    return grid
+        for row in rows
+    ]
+    widths = [
+        min(limit, max(cell[column].cell_len for cell in cells))
+        for column, limit in enumerate((32, 1000, 24, 1000))
+    ]
+    block = Text(no_wrap=True, overflow="ellipsis")
+    for index, (row, (name, group, units, elapsed)) in enumerate(zip(rows, cells, strict=True)):
+        if index:
+            block.append("\n")
+        for cell, width, style in ((name, widths[0], ""), (group, widths[1], "dim")):
+            cell.truncate(width, overflow="ellipsis", pad=True)
+            cell.stylize(style)
+            block.append_text(cell)
+            block.append(" ")
+        if widths[2]:
+            units.truncate(widths[2], overflow="ellipsis", pad=True)
+            block.append_text(units)
+            block.append(" ")
+        block.append(" " * (widths[3] - elapsed.cell_len))
+        block.append_text(elapsed)
+        detail = _detail(row)
+        if detail:
+            block.append(" ")
+            detail.stylize("dim")
+            block.append_text(detail)
+    return block
 
 
 def _detail(row: RunningStep) -> Text:

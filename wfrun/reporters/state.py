@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import Any, ClassVar
 
 from wfrun.events import (
     Event,
@@ -90,6 +91,8 @@ class Counts:
 class RunState:
     """The fold of one run's events. Build one per run; `handle` every event in order."""
 
+    _folds: ClassVar[Mapping[type, Callable[[RunState, Any], None]]]
+
     def __init__(self, now: Callable[[], float] | None = None) -> None:
         self.lock = threading.RLock()
         self._now = now
@@ -117,25 +120,11 @@ class RunState:
     # -- folding ---------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        fold = self._folds.get(type(event))
+        if fold is None:
+            return
         with self.lock:
-            if isinstance(event, RunStarted):
-                self._run_started(event)
-            elif isinstance(event, StepReady):
-                self._step_ready(event)
-            elif isinstance(event, StepWaiting):
-                self._step_waiting(event)
-            elif isinstance(event, StepStarted):
-                self._step_started(event)
-            elif isinstance(event, StepOutput):
-                self._step_output(event)
-            elif isinstance(event, StepRetrying):
-                self._step_retrying(event)
-            elif isinstance(event, StepFinished):
-                self._step_finished(event)
-            elif isinstance(event, RunStopping):
-                self.stopping = event
-            elif isinstance(event, RunFinished):
-                self._run_finished(event)
+            fold(self, event)
 
     def _run_started(self, event: RunStarted) -> None:
         self._t0 = time.monotonic() - event.at
@@ -348,6 +337,24 @@ class RunState:
         if reason.kind is WaitKind.RETRY:  # a countdown
             return replace(reason, delay=max(0.0, reason.due - self.elapsed()))
         return reason
+
+
+def _stopping(state: RunState, event: RunStopping) -> None:
+    state.stopping = event
+
+
+# Each kind of event's fold, found by its type: one look-up per event, not a chain of tests.
+RunState._folds = {
+    RunStarted: RunState._run_started,
+    StepReady: RunState._step_ready,
+    StepWaiting: RunState._step_waiting,
+    StepStarted: RunState._step_started,
+    StepOutput: RunState._step_output,
+    StepRetrying: RunState._step_retrying,
+    StepFinished: RunState._step_finished,
+    RunStopping: _stopping,
+    RunFinished: RunState._run_finished,
+}
 
 
 def _needs(dependencies: tuple[str, ...]) -> str:
