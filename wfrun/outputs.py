@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from wfrun.errors import WfrunError
@@ -24,10 +25,11 @@ class OutputError(WfrunError):
 
 def create_output_file(directory: Path, step_id: str) -> Path:
     """A new empty file for one attempt of a step, private to it (created exclusively, so a
-    second attempt gets a file of its own)."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    second attempt gets a file of its own). The directory is made when the first file of a run
+    finds it missing, not checked for every step."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     attempt = 1
+    made = False
     while True:
         path = directory / (f"{step_id}.out" if attempt == 1 else f"{step_id}.{attempt}.out")
         try:
@@ -35,7 +37,23 @@ def create_output_file(directory: Path, step_id: str) -> Path:
         except FileExistsError:
             attempt += 1
             continue
+        except FileNotFoundError:
+            if made:
+                raise
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            made = True
+            continue
         return path
+
+
+def is_empty(path: Path) -> bool:
+    """The step left its outputs file as it was made, empty: nothing to read or mask. One
+    `lstat`, where reading costs an open, a read and a close per step."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False  # reading it says what is wrong
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 def read_outputs(path: Path) -> dict[str, str]:
@@ -43,12 +61,16 @@ def read_outputs(path: Path) -> dict[str, str]:
     try:
         # Not through a link the step left in its place: it would quote another file's line.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
-        with open(fd, "rb") as handle:
-            data = handle.read(MAX_OUTPUTS_BYTES + 1)
     except FileNotFoundError:
         return {}  # the step removed it: it set nothing
     except OSError as exc:
         raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
+    try:
+        data = _read_at_most(fd, MAX_OUTPUTS_BYTES + 1)
+    except OSError as exc:
+        raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if b"\0" in data:
         raise OutputError(
             "its outputs file holds a NUL character, which no argument or environment "
@@ -60,6 +82,19 @@ def read_outputs(path: Path) -> dict[str, str]:
             "write large results to a file and pass its path"
         )
     return parse_outputs(data.decode("utf-8", "replace"))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Raw reads: a buffered file object adds an fstat, an ioctl and a seek."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def parse_outputs(text: str) -> dict[str, str]:
