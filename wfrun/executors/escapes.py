@@ -91,8 +91,10 @@ class EscapeCatcher:
         except OSError:
             return []
         try:
-            data = b""
-            while chunk := os.read(fd, 65536):
+            # A /proc seq file fills the buffer it is given: a short read was everything.
+            data = chunk = os.read(fd, 65536)
+            while len(chunk) == 65536:
+                chunk = os.read(fd, 65536)
                 data += chunk
         except OSError:
             return []
