@@ -27,6 +27,11 @@ from wfrun.events import Event, Reporter, StepOutput
 from wfrun.output_text import DISPLAY_LINE_CHARS, shorten
 
 OUTPUT_INTERVAL = 0.1  # seconds between two deliveries of a step's output
+# After delivering, the thread rests this long before it takes what came meanwhile, so that it
+# wakes once for a batch of events, not once per event: each wake-up is a thread hand-off the
+# loop pays for (on a chain of quick steps, on the path from one step's end to the next start).
+# Short enough that no display looks late.
+DELIVERY_REST = 0.01
 PENDING_LINES = 500  # lines kept per step between two deliveries; older ones are dropped
 
 
@@ -79,11 +84,14 @@ class EventDelivery:
         reporters: Sequence[Reporter],
         now: Callable[[], float],
         output_interval: float = OUTPUT_INTERVAL,
+        rest: float = DELIVERY_REST,
     ) -> None:
         self._reporters = list(reporters)
         self.wants_output = any(getattr(r, "wants_output", False) for r in reporters)
         self._now = now
         self._interval = output_interval
+        self._rest = rest
+        self._closed = threading.Event()  # what the resting thread waits for, not each post
         self._cond = threading.Condition()
         self._queue: deque[Event] = deque()
         self._buffers: dict[str, OutputBuffer] = {}
@@ -137,6 +145,7 @@ class EventDelivery:
         with self._cond:
             self._closing = True
             self._cond.notify()
+        self._closed.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
@@ -172,6 +181,8 @@ class EventDelivery:
                     self._deliver(StepOutput(step_id, lines, self._now(), dropped))
             if closing:
                 return
+            if events and self._rest > 0:
+                self._closed.wait(self._rest)  # posts meanwhile queue up without a wake-up
 
     def _deliver(self, event: Event) -> None:
         # Events are stamped by the thread that made them; a time never goes backwards here.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,13 @@ from pathlib import Path
 from wfrun.executors.base import StepContext
 from wfrun.masking import Masker
 from wfrun.model import AgentConfig, ScriptConfig
-from wfrun.outputs import OUTPUTS_DIR, OutputError, create_output_file, read_outputs
+from wfrun.outputs import (
+    OUTPUTS_DIR,
+    OutputError,
+    create_output_file,
+    read_outputs,
+    retire_output_file,
+)
 from wfrun.results import StepOutcome, StepStatus
 
 
@@ -24,10 +31,14 @@ def step_environment(
     env["WFRUN_RUN_ID"] = context.run_id
     env["WFRUN_STEP_ID"] = context.step.id
     env["WFRUN_WORKFLOW"] = context.workflow.name
-    if context.run_dir is not None:
-        env["WFRUN_RUN_DIR"] = str(context.run_dir.absolute())
-    if output_file is not None:
-        env["WFRUN_OUTPUT"] = str(output_file.absolute())
+    # Absolute, with one getcwd at most for both (Path.absolute asks for every path).
+    here: str | None = None
+    for name, path in (("WFRUN_RUN_DIR", context.run_dir), ("WFRUN_OUTPUT", output_file)):
+        if path is not None:
+            if not path.is_absolute():
+                here = here or os.getcwd()
+                path = Path(here, path)
+            env[name] = str(path)
     return env
 
 
@@ -42,15 +53,19 @@ def with_outputs(
     outcome: StepOutcome, output_file: Path | None, context: StepContext
 ) -> StepOutcome:
     """The outcome with the outputs the step wrote; a malformed file fails a step that succeeded."""
-    if output_file is not None and context.masker:
+    if output_file is None or retire_output_file(output_file):
+        return outcome  # most steps set nothing
+    if context.masker:
         _mask_file(output_file, context.masker)
-    if output_file is None or outcome.status is not StepStatus.SUCCEEDED:
+    if outcome.status is not StepStatus.SUCCEEDED:
         return outcome
     try:
         outputs = read_outputs(output_file)
     except OutputError as error:
         reason = f"{error}" if context.masker is None else context.masker.text(str(error))
         return replace(outcome, status=StepStatus.FAILED, reason=reason)
+    if not outputs:
+        return outcome
     if context.masker:
         outputs = {name: context.masker.text(value) for name, value in outputs.items()}
     return replace(outcome, outputs={**outputs, **outcome.outputs})

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Container
 
 TAG_VARIABLE = "WFRUN_PROCESS_TAG"
 _PR_SET_CHILD_SUBREAPER = 36
@@ -49,9 +50,13 @@ class EscapeCatcher:
         # Orphans are re-parented to the subreaper's main thread: only its list needs reading.
         self._children = f"/proc/{pid}/task/{pid}/children"
 
-    def sweep(self, tag: str, *, prefix: bool = False) -> int:
+    def sweep(self, tag: str, *, prefix: bool = False, known: Container[int] = ()) -> int:
         """Kill every adopted process whose tag is `tag` (or starts with `tag:`), and what they
-        leave behind; return how many were killed."""
+        leave behind; return how many were killed.
+
+        `known`: pids wfrun started itself and still supervises (the main processes of running
+        steps, which are the main thread's children too when it spawned them): they are no
+        adoptees, so their environment is not even read."""
         if not self.active:
             return 0
         needle = f"{TAG_VARIABLE}={tag}{':' if prefix else ''}".encode()
@@ -60,7 +65,9 @@ class EscapeCatcher:
         killed = 0
         with self._lock:  # two steps ending at once must not reap each other's finds
             for _ in range(_MAX_ROUNDS):
-                found = [pid for pid in self._adopted() if _carries(pid, needle)]
+                found = [
+                    pid for pid in self._adopted() if pid not in known and _carries(pid, needle)
+                ]
                 if not found:
                     break
                 for pid in found:
@@ -84,8 +91,10 @@ class EscapeCatcher:
         except OSError:
             return []
         try:
-            data = b""
-            while chunk := os.read(fd, 65536):
+            # A /proc seq file fills the buffer it is given: a short read was everything.
+            data = chunk = os.read(fd, 65536)
+            while len(chunk) == 65536:
+                chunk = os.read(fd, 65536)
                 data += chunk
         except OSError:
             return []

@@ -99,6 +99,11 @@ class Guardian:
     def remove(self, pgid: int) -> None:
         self._send(f"-{pgid}\n")
 
+    def send(self, changes: str) -> None:
+        """Several `+PGID`/`-PGID` lines at once, in order: the supervising loop gathers a
+        turn's starts and ends into one write."""
+        self._send(changes)
+
     @property
     def token(self) -> str:
         return self._token

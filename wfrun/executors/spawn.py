@@ -61,6 +61,47 @@ class Child:
         return self.returncode
 
 
+def find_on_path(command: str, env: Mapping[str, str]) -> str | None:
+    """Where exec would find `command` on the step's PATH, looked up here, in wfrun. Popen
+    otherwise searches in the child, which on a long PATH execs and fails once for every
+    directory before the right one, each costing more than a whole lookup here. None: leave it
+    to Popen (not found, not executable, a command with a slash, or a relative PATH entry, which
+    is relative to the step's directory); its error messages stay the only ones. Looked up again
+    for every process: a program installed by an earlier step is seen by the next."""
+    if "/" in command:
+        return None
+    path = env.get("PATH", os.defpath)
+    if not all(entry.startswith("/") for entry in path.split(os.pathsep)):
+        return None
+    try:
+        return shutil.which(command, path=path)
+    except ValueError:  # a NUL character: Popen says so
+        return None
+
+
+def _popen(
+    argv: Sequence[str],
+    executable: str | None,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+) -> Child:
+    popen = subprocess.Popen(
+        list(argv),
+        executable=executable,  # argv[0] stays as the step gave it
+        cwd=cwd,
+        env=env,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,  # own session and process group: killpg reaches grandchildren
+        close_fds=True,
+    )
+    return Child(popen.pid, popen)
+
+
 class Spawner:
     """Starts processes; remembers wfrun's directory and where commands were found on PATH."""
 
@@ -87,17 +128,15 @@ class Spawner:
         stdin_fd = self._null() if stdin is None else stdin
         if self._use_spawn and self._in_here(cwd):
             return Child(self._posix_spawn(argv, env, stdin_fd, stdout, stderr))
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=env,
-            stdin=stdin_fd,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,  # own session and process group: killpg reaches grandchildren
-            close_fds=True,
-        )
-        return Child(popen.pid, popen)
+        executable = find_on_path(argv[0], env)
+        try:
+            return _popen(argv, executable, cwd, env, stdin_fd, stdout, stderr)
+        except OSError:
+            if executable is None:
+                raise
+        # Moved or changed since it was looked up, or the directory is at fault: Popen's own
+        # search says which, in its own words.
+        return _popen(argv, None, cwd, env, stdin_fd, stdout, stderr)
 
     def close(self) -> None:
         with self._lock:

@@ -30,8 +30,9 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
+from typing import Protocol
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.escapes import TAG_VARIABLE
@@ -62,6 +63,13 @@ _STDIN, _EXIT, _WAKE = -1, -2, -3  # roles of a descriptor, beside STDOUT and ST
 _DEADLINE, _KILL, _DRAIN = 0, 1, 2  # timer kinds
 _LONGEST_WAIT = 86400.0  # poll() takes at most 2**31 - 1 ms; a longer wait is taken in pieces
 STARTERS = 8  # most threads spawning at once (see _Starters)
+
+
+class Sweep(Protocol):
+    """`EscapeCatcher.sweep`: kill what escaped the step with this tag; `known` are the pids
+    of the processes the loop supervises, which need no looking at."""
+
+    def __call__(self, tag: str, *, known: Container[int] = ()) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +296,7 @@ class SupervisingLoop:
         self,
         spawner: Spawner,
         guardian: Guardian,
-        sweep: Callable[[str], object],
+        sweep: Sweep,
         starters: int = STARTERS,
     ) -> None:
         self._spawner, self._guardian, self._sweep = spawner, guardian, sweep
@@ -299,6 +307,9 @@ class SupervisingLoop:
         self._woken = False
         self._fds: dict[int, tuple[_Job, int]] = {}
         self._jobs: set[_Job] = set()
+        self._pids: set[int] = set()  # of the jobs' main processes, until they are reaped
+        # Guardian lines (`+PGID`, `-PGID`) of this turn, written in one go at its end.
+        self._guard: list[str] = []
         self._polled: set[_Job] = set()  # exit watchers without a descriptor
         self._next_check = 0.0
         self._timers: list[tuple[float, int, int, _Job]] = []
@@ -360,8 +371,7 @@ class SupervisingLoop:
         if spawned is None:
             self._done_with_one()
         else:
-            self._guardian.add(spawned.child.pid)
-            self._post(spawned)
+            self._post(spawned)  # the loop registers it with the guardian
 
     def _done_with_one(self) -> None:
         with self._count_lock:
@@ -407,6 +417,16 @@ class SupervisingLoop:
                     self._guarded(job, self._write_stdin)
                 else:
                     self._guarded(job, self._read, fd)
+        self._tell_guardian()
+
+    def _tell_guardian(self) -> None:
+        """One write for the turn's starts and ends, in order, from this thread alone: the
+        starters never contend for the guardian's pipe. A process is registered a turn after
+        its spawn; if wfrun is killed in between, the guardian's scan for the tag still finds
+        it (Linux), as it finds everything that left its group."""
+        if self._guard:
+            lines, self._guard = "".join(self._guard), []
+            self._guardian.send(lines)
 
     def _wait(self) -> float | None:
         moments = [self._timers[0][0]] if self._timers else []
@@ -438,6 +458,8 @@ class SupervisingLoop:
         launch, child = spawned.launch, spawned.child
         job = _Job(launch, child, watch_exit(child))
         self._jobs.add(job)
+        self._pids.add(child.pid)
+        self._guard.append(f"+{child.pid}\n")
         for fd, stream in spawned.outputs:
             self._add_fd(job, fd, stream, _IN)
         if spawned.stdin is not None:
@@ -520,7 +542,7 @@ class SupervisingLoop:
         # Its group goes with it and the pipes reach EOF. Only the last-resort watcher has
         # reaped it already; the group is killed all the same (exit_watch's docstring).
         self._signal(job, signal.SIGKILL, reaped_too=True)
-        self._sweep(job.launch.tag)
+        self._sweep(job.launch.tag, known=self._pids)
         self._close_stdin(job)
         now = time.monotonic()
         job.deadline = job.kill_at = None
@@ -617,10 +639,11 @@ class SupervisingLoop:
                 self._drop_fd(fd, close=fd != job.watch.fd)
         if job.unregister is not None:
             job.unregister()
+        self._pids.discard(job.child.pid)  # reaped next: its pid may be anyone's after
         returncode = job.child.wait()
         job.watch.close()
-        self._sweep(job.launch.tag)  # what was adopted while the pipes drained
-        self._guardian.remove(job.child.pid)
+        self._sweep(job.launch.tag, known=self._pids)  # what was adopted while the pipes drained
+        self._guard.append(f"-{job.child.pid}\n")
         result = ProcessResult(
             returncode=returncode,
             timed_out=job.timed_out,
@@ -642,6 +665,7 @@ class SupervisingLoop:
         for job in list(self._jobs):  # only if the loop itself broke: still end every process
             self._signal(job, signal.SIGKILL)
             self._finish(job, failure="internal error: the supervising loop stopped")
+        self._tell_guardian()
         self._poller.close()
         self._wake.close()
 
