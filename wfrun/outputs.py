@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
 import threading
 from collections import OrderedDict, deque
 from pathlib import Path
@@ -20,6 +21,9 @@ OUTPUTS_DIR = "outputs"
 MAX_OUTPUTS_BYTES = 1024 * 1024  # per attempt, as GitHub's 1 MB per job: outputs are not files
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 SPARES_PER_DIRECTORY = 64
+# Only where a step's escaped descendants are killed at its end (escapes: Linux): elsewhere one
+# could still hold the file open and write into the next step's outputs.
+_REUSE = sys.platform.startswith("linux")
 _SPARE_DIRECTORIES = 8
 
 
@@ -108,7 +112,12 @@ def retire_output_file(path: Path) -> bool:
         return False  # reading it says what is wrong
     if not (stat.S_ISREG(info.st_mode) and info.st_size == 0):
         return False
-    if info.st_nlink == 1 and stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.geteuid():
+    if (
+        _REUSE
+        and info.st_nlink == 1
+        and stat.S_IMODE(info.st_mode) == 0o600
+        and info.st_uid == os.geteuid()
+    ):
         _spares.put(path)
     return True
 
