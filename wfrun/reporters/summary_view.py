@@ -19,7 +19,6 @@ from wfrun.bottleneck import Bottleneck
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
-from wfrun.reporters.live_view import Bar
 from wfrun.reporters.plan_view import counted, id_width, titled_table
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
@@ -287,6 +286,8 @@ def _path_text(stats: ParallelStats) -> str:
 
 
 def _pool_bars(stats: ParallelStats) -> Table:
+    from wfrun.reporters.live_view import Bar  # the quiet and plain modes need it for pools only
+
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(width=20, no_wrap=True)
