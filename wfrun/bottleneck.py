@@ -40,6 +40,8 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Bottleneck:
+    """What held up the run's end most, how long, and the steps of the chain that waited for it."""
+
     kind: BottleneckKind
     name: str | None  # the pool, or the step whose limit applied; None for the cap
     wait: float  # seconds the run's end was held back by it

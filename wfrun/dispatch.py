@@ -73,6 +73,8 @@ Judge = Callable[[Step, Dependencies], bool]
 
 @dataclass(frozen=True, slots=True)
 class _ConditionUse:
+    """What a step's `if:` asks of the dispatcher."""
+
     waits: bool  # calls a status function: judged only once every dependency ended
     exempt: bool  # calls failure() or always(): may start after a failure stopped the run
 

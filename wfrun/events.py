@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RunStarted:
+    """The run begins: the workflow, its plan, and where its logs and report go."""
+
     workflow: Workflow
     plan: Plan
     run_id: str
@@ -54,6 +56,8 @@ class StepWaiting:
 
 @dataclass(frozen=True, slots=True)
 class StepStarted:
+    """A step's process (or attempt) started, holding `resources` from its pools."""
+
     step_id: str
     group: int
     resources: Mapping[str, int]
@@ -124,6 +128,8 @@ class RunStopping:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The run is over: its result, and notes for the user (a journal that broke, say)."""
+
     result: RunResult
     at: float
     notes: tuple[str, ...] = field(default=())

@@ -203,6 +203,8 @@ class JournalEntry:
 
 @dataclass(frozen=True, slots=True)
 class Journal:
+    """An earlier run's journal: the steps it recorded, by id."""
+
     run_id: str
     run_dir: Path
     workflow_path: str | None  # the workflow file, absolute

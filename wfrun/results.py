@@ -181,6 +181,8 @@ class StepResult:
 
 @dataclass(frozen=True, slots=True)
 class PoolStats:
+    """How a resource pool was used during a run (the report's `parallelStats.resources`)."""
+
     capacity: int
     peak: int
     busy_time: float  # unit-seconds in use
@@ -201,6 +203,8 @@ class PoolStats:
 
 @dataclass(frozen=True, slots=True)
 class ParallelStats:
+    """Measured statistics of a run: groups, peak concurrency, pools, critical path, speedup."""
+
     total_groups: int
     max_concurrent_steps: int
     resource_utilization: dict[str, float]

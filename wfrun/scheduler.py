@@ -95,6 +95,8 @@ class RunSettings:
 
 @dataclass(frozen=True, slots=True)
 class _Done:
+    """A step's outcome, posted to the scheduler's loop."""
+
     step_id: str
     outcome: StepOutcome
     at: float
@@ -102,6 +104,8 @@ class _Done:
 
 @dataclass(frozen=True, slots=True)
 class _Interrupt:
+    """A signal asked the run to stop, posted to the scheduler's loop."""
+
     status: RunStatus  # CANCELLED for SIGINT, also for SIGTERM (exit code tells them apart)
 
 

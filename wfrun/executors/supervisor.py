@@ -110,6 +110,8 @@ class _Job:
 
 @dataclass(frozen=True, slots=True)
 class _Cancel:
+    """A request to stop a running job, posted to the supervising thread."""
+
     job: _Job
     force: bool
 
