@@ -90,7 +90,16 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
         "wfrun.executors.agent",  # no agent step
         "rich.live",  # no live view
         "wfrun.reporters.live",
+        "wfrun.reporters.live_view",  # the quiet summary draws no pool bars without pools
+        "wfrun.reporters.state",  # the quiet mode folds no events into a run state
+        "wfrun.reporters.html_page",  # no --html
         "wfrun.expressions",  # no step reads a reference or has a condition
+        "wfrun.executors.cluster",  # runs here, not on Dask
+        "wfrun.executors.dask_runner",
+        "dask",
+        "distributed",
+        "wfrun.simulate",  # plan --simulate only
+        "wfrun.variables",  # no --set
     )
     assert unused == []
 
