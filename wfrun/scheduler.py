@@ -74,7 +74,7 @@ from wfrun.stats import parallel_stats
 FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunSettings:
     """What the scheduler needs besides the plan; everything that varies is passed in."""
 
@@ -93,7 +93,7 @@ class RunSettings:
     seed: int | None = None  # of the retry delays' jitter; None: unpredictable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Done:
     """A step's outcome, posted to the scheduler's loop."""
 
@@ -102,7 +102,7 @@ class _Done:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Interrupt:
     """A signal asked the run to stop, posted to the scheduler's loop."""
 

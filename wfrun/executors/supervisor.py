@@ -64,7 +64,7 @@ _LONGEST_WAIT = 86400.0  # poll() takes at most 2**31 - 1 ms; a longer wait is t
 STARTERS = 8  # most threads spawning at once (see _Starters)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Launch:
     """A request to run one process: what, how to stop it, where its bytes and its end go."""
 
@@ -108,7 +108,7 @@ class _Job:
         self.unregister: Callable[[], None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Cancel:
     """A request to stop a running job, posted to the supervising thread."""
 
@@ -182,7 +182,7 @@ class _Wake:
             os.close(self._write_fd)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Spawned:
     """A process a starter has spawned, with wfrun's ends of its pipes."""
 
