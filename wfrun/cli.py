@@ -8,6 +8,7 @@ turns errors into messages and exit codes (SPEC §4).
 # time wfrun starts, and evaluating them from strings took ~10 ms of every command line. Names
 # imported only for type checking are quoted instead.
 import contextlib
+import copy
 import enum
 import json
 import os
@@ -82,6 +83,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    suggest_commands=False,  # click suggests a near command name itself; typer would repeat it
     # click's own help: two columns that wrap whole words at any width, where rich's boxed
     # panels squeeze the descriptions into a sliver at 80 columns.
     rich_markup_mode=None,
@@ -1008,12 +1010,34 @@ def _run_exit_code(result: "RunResult", interrupted_by: int | None) -> ExitCode:
 def main() -> None:
     """Console entry point (reached through wfrun.__main__)."""
     try:
-        app(prog_name="wfrun")
+        _app_for(sys.argv[1:])(prog_name="wfrun")
     except KeyboardInterrupt:
         # Ctrl-C outside a run (while loading a huge file, say): no traceback.
         sys.exit(ExitCode.INTERRUPTED)
     finally:
         _flush_or_drop_stdout()
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """`app`, or, when the first argument names a command, a copy of it with that command alone.
+
+    typer turns the parameters of every command into click's at each start (about 2.5 ms for
+    the commands a run does not use), and click would dispatch to the named command anyway:
+    its options, errors and help are the same.
+    """
+    named = {_command_name(info): info for info in app.registered_commands}
+    chosen = named.get(args[0]) if args else None
+    if chosen is None:
+        return app
+    single = copy.copy(app)
+    single.registered_commands = [chosen]
+    return single
+
+
+def _command_name(info: typer.models.CommandInfo) -> str | None:
+    if info.name or info.callback is None:
+        return info.name
+    return typer.main.get_command_name(info.callback.__name__)
 
 
 def _flush_or_drop_stdout() -> None:
