@@ -578,3 +578,16 @@ def test_pool_names_and_line_separators_from_the_file_are_shown_escaped(tmp_path
     for out in (plan.stdout, ran.stdout):
         assert "\x1b" not in out and "\u2028" not in out
         assert "c\\x1b[2J" in out and "t\\u2028x" in out
+
+
+def test_a_mistyped_command_is_suggested_once_and_a_named_one_keeps_its_help() -> None:
+    # `wfrun run ...` builds the run command alone (cli._app_for): the same usage and errors.
+    done = wfrun("rnu", "x.yaml")
+    assert done.returncode == 2
+    assert done.stderr.count("Did you mean 'run'?") == 1
+    done = wfrun("run")
+    assert done.returncode == 2
+    assert "Usage: wfrun run [OPTIONS] FILE [STEP]..." in done.stderr
+    assert "Missing argument 'FILE'" in done.stderr
+    assert "Usage: wfrun run [OPTIONS] FILE [STEP]..." in wfrun("run", "-h").stdout
+    assert "Commands" in wfrun("--help").stdout  # every command is listed

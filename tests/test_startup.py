@@ -49,6 +49,8 @@ def test_validating_a_valid_file_does_not_import_jsonschema(tmp_path: Path) -> N
         "rich",  # text output needs no terminal library
         "wfrun.runner",
         "wfrun.scheduler",
+        "wfrun.results",  # nothing has run: no results, no bottleneck
+        "wfrun.bottleneck",
         "concurrent",
         "wfrun.expressions",  # no reference, condition or matrix in the file
         "wfrun.flow_checks",
@@ -90,9 +92,65 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
         "wfrun.executors.agent",  # no agent step
         "rich.live",  # no live view
         "wfrun.reporters.live",
+        "wfrun.reporters.live_view",  # the quiet summary draws no pool bars without pools
+        "wfrun.reporters.state",  # the quiet mode folds no events into a run state
+        "wfrun.reporters.html_page",  # no --html
         "wfrun.expressions",  # no step reads a reference or has a condition
+        "wfrun.executors.cluster",  # runs here, not on Dask
+        "wfrun.executors.dask_runner",
+        "dask",
+        "distributed",
+        "wfrun.simulate",  # plan --simulate only
+        "wfrun.variables",  # no --set
     )
     assert unused == []
+
+
+# After a quiet one-step run in this process: each dataclass of wfrun it imported, whether it
+# has a docstring of its own, and the comparison and immutability methods it generated.
+_DATACLASSES_OF_A_RUN = """
+import dataclasses, inspect, sys
+from wfrun.__main__ import main
+try:
+    main()
+except SystemExit:
+    pass
+for module in [m for name, m in sorted(sys.modules.items()) if name.startswith("wfrun")]:
+    for cls in vars(module).values():
+        ours = inspect.isclass(cls) and cls.__module__ == module.__name__
+        if ours and dataclasses.is_dataclass(cls):
+            generated = cls.__doc__.startswith(cls.__name__ + "(")  # from inspect.signature
+            params = cls.__dataclass_params__
+            print(module.__name__, cls.__name__, not generated, params.eq, params.frozen)
+"""
+
+
+def test_the_dataclasses_a_run_creates_generate_only_what_is_used(tmp_path: Path) -> None:
+    """Python 3.11 compiles each method a dataclass generates with exec (~0.15 ms each), and
+    builds a missing docstring from inspect.signature: dozens of classes are created at every
+    start. Value equality (and the hash that comes with it) is generated for the types that are
+    compared by value only; events and results are not."""
+    path = tmp_path / "one.yaml"
+    path.write_text(VALID)
+    argv = ["wfrun", "run", "--ui", "quiet", "--log-dir", str(tmp_path / "runs"), str(path)]
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n" + _DATACLASSES_OF_A_RUN],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("wfrun")]
+    classes = {f"{module}.{name}": (doc, eq, frozen) for module, name, doc, eq, frozen in rows}
+    assert len(classes) > 30  # the run's records were found
+    assert [name for name, (doc, _, _) in classes.items() if doc != "True"] == []
+    compared = sorted(name for name, (_, eq, _) in classes.items() if eq == "True")
+    assert all(
+        name.startswith(("wfrun.model.", "wfrun.errors.", "wfrun.retry.")) for name in compared
+    )
+    events = [name for name in classes if name.startswith("wfrun.events.")]
+    assert events and all(classes[name][1:] == ("False", "True") for name in events)  # frozen
 
 
 def test_junit_still_works_where_it_is_asked_for(tmp_path: Path) -> None:

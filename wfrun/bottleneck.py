@@ -27,7 +27,7 @@ class BottleneckKind(enum.Enum):
     STEP_LIMIT = "stepLimit"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Span:
     """When one step that ran became ready, started and ended (seconds), and why it waited."""
 
@@ -38,8 +38,10 @@ class Span:
     wait: WaitReason | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Bottleneck:
+    """What held up the run's end most, how long, and the steps of the chain that waited for it."""
+
     kind: BottleneckKind
     name: str | None  # the pool, or the step whose limit applied; None for the cap
     wait: float  # seconds the run's end was held back by it

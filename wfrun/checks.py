@@ -28,7 +28,7 @@ ANY_PARAM_PLACEHOLDER = re.compile(r"\{param\.([^{}]*)\}")
 PROMPT_PLACEHOLDER = "{prompt}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Source:
     """One parsed file: its plain data, where each path stands, and where the schema objected."""
 
@@ -89,7 +89,7 @@ class Source:
         return place_phrase(path, self.data, f"the {self.kind}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DeclaredAgent:
     """An entry of an `agents:` section, in the workflow or in an agents file."""
 

@@ -4,9 +4,11 @@ The only module that reads sys.argv, the terminal and the environment, and the o
 turns errors into messages and exit codes (SPEC §4).
 """
 
-from __future__ import annotations
-
+# Without `from __future__ import annotations`: typer reads every command's annotations each
+# time wfrun starts, and evaluating them from strings took ~10 ms of every command line. Names
+# imported only for type checking are quoted instead.
 import contextlib
+import copy
 import enum
 import json
 import os
@@ -81,6 +83,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    suggest_commands=False,  # click suggests a near command name itself; typer would repeat it
     # click's own help: two columns that wrap whole words at any width, where rich's boxed
     # panels squeeze the descriptions into a sliver at 80 columns.
     rich_markup_mode=None,
@@ -225,7 +228,7 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load(file: Path, agents: Path | None, sets: list[str] | None = None) -> Workflow:
+def _load(file: Path, agents: Path | None, sets: list[str] | None = None) -> "Workflow":
     """Load or exit 2 with every diagnostic; never a traceback."""
     from wfrun.errors import UnreadableFileError, WorkflowError
     from wfrun.loader import load_workflow
@@ -255,7 +258,7 @@ def _overrides(sets: list[str] | None) -> dict[str, str]:
         _fail(str(err), ExitCode.INVALID)
 
 
-def _with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
+def _with_vars(workflow: "Workflow", overrides: dict[str, str]) -> "Workflow":
     if not overrides:
         return workflow
     from wfrun.variables import VariableError, with_vars
@@ -266,7 +269,7 @@ def _with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
         _fail(str(err), ExitCode.INVALID)
 
 
-def _select(workflow: Workflow, targets: list[str] | None) -> Workflow:
+def _select(workflow: "Workflow", targets: list[str] | None) -> "Workflow":
     """The workflow cut down to the target steps and their dependencies, or exit 2."""
     from wfrun.targets import UnknownTargetError, select_targets
 
@@ -276,7 +279,7 @@ def _select(workflow: Workflow, targets: list[str] | None) -> Workflow:
         _fail(str(err), ExitCode.INVALID)
 
 
-def _resume(workflow: Workflow, log_dir: Path, resume: str | None) -> Resume | None:
+def _resume(workflow: "Workflow", log_dir: Path, resume: str | None) -> "Resume | None":
     """What `--resume` reuses, or exit 2 saying why there is nothing to resume."""
     if resume is None:
         return None
@@ -296,7 +299,7 @@ def _color_allowed() -> bool:
     return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def _console(stream: object | None = None) -> Console:
+def _console(stream: object | None = None) -> "Console":
     from rich.console import Console
 
     color = _color_allowed()
@@ -353,10 +356,10 @@ def validate(
 
 def _print_validation(
     order: list[str],
-    found: dict[str, list[Diagnostic]],
+    found: "dict[str, list[Diagnostic]]",
     unreadable: dict[str, str],
     format: ValidateFormat,
-    warned: dict[str, list[Diagnostic]],
+    warned: "dict[str, list[Diagnostic]]",
 ) -> None:
     """Every file in the order given, in every format: a file that could not be read is a
     problem of that file (without a position), not something only stderr mentions. Warnings
@@ -393,9 +396,9 @@ def _print_validation(
 
 def _json_entry(
     file: str,
-    found: dict[str, list[Diagnostic]],
+    found: "dict[str, list[Diagnostic]]",
     unreadable: dict[str, str],
-    warned: dict[str, list[Diagnostic]],
+    warned: "dict[str, list[Diagnostic]]",
 ) -> dict[str, object]:
     if file in unreadable:
         problem = {"file": file, "line": None, "col": None, "message": unreadable[file]}
@@ -514,7 +517,7 @@ def plan(
 
 
 def _simulate(
-    workflow: Workflow,
+    workflow: "Workflow",
     earlier: dict[str, float] | None,
     parallel: bool | None,
     max_concurrency: int | None,
@@ -912,11 +915,9 @@ def _where_steps_run(
     scheduler: str | None,
     workers: int | None,
     threads: int | None,
-    planned: Plan,
-) -> DaskOptions | None:
+    planned: "Plan",
+) -> "DaskOptions | None":
     """The Dask cluster to use, or None to run steps here; exit 2 on a contradiction."""
-    from wfrun.executors.cluster import DaskOptions
-
     kind = executor or (ExecutorName.DASK if scheduler is not None else ExecutorName.LOCAL)
     dask_only = [
         name
@@ -938,6 +939,8 @@ def _where_steps_run(
             "--scheduler has the workers it has",
             ExitCode.INVALID,
         )
+    from wfrun.executors.cluster import DaskOptions  # not imported by a local run
+
     # Enough worker threads for every step the cap lets run at once: a step that waited in
     # Dask's queue would count as running in wfrun's display and report.
     return DaskOptions(
@@ -945,7 +948,7 @@ def _where_steps_run(
     )
 
 
-def _executor(dry_run: bool, dask: DaskOptions | None = None) -> Executor:
+def _executor(dry_run: bool, dask: "DaskOptions | None" = None) -> "Executor":
     if dry_run:
         from wfrun.executors.dry_run import DryRunExecutor
 
@@ -962,7 +965,7 @@ def _executor(dry_run: bool, dask: DaskOptions | None = None) -> Executor:
     return default_executor()
 
 
-def _reporters(ui: UiMode, output: OutputMode) -> list[Reporter]:
+def _reporters(ui: UiMode, output: OutputMode) -> "list[Reporter]":
     if ui is UiMode.AUTO:
         ui = (
             UiMode.LIVE
@@ -982,7 +985,7 @@ def _reporters(ui: UiMode, output: OutputMode) -> list[Reporter]:
     return [PlainReporter(sys.stdout, output_mode=output.value, color=False)]
 
 
-def _write_extra_reports(result: RunResult, report: Path | None, junit: Path | None) -> None:
+def _write_extra_reports(result: "RunResult", report: Path | None, junit: Path | None) -> None:
     from wfrun.report_files import write_junit, write_report
 
     try:
@@ -994,7 +997,7 @@ def _write_extra_reports(result: RunResult, report: Path | None, junit: Path | N
         _fail(f"cannot write report: {err}", ExitCode.FAILED)
 
 
-def _run_exit_code(result: RunResult, interrupted_by: int | None) -> ExitCode:
+def _run_exit_code(result: "RunResult", interrupted_by: int | None) -> ExitCode:
     if interrupted_by == signal.SIGTERM:
         return ExitCode.TERMINATED
     if interrupted_by == signal.SIGHUP:
@@ -1007,12 +1010,34 @@ def _run_exit_code(result: RunResult, interrupted_by: int | None) -> ExitCode:
 def main() -> None:
     """Console entry point (reached through wfrun.__main__)."""
     try:
-        app(prog_name="wfrun")
+        _app_for(sys.argv[1:])(prog_name="wfrun")
     except KeyboardInterrupt:
         # Ctrl-C outside a run (while loading a huge file, say): no traceback.
         sys.exit(ExitCode.INTERRUPTED)
     finally:
         _flush_or_drop_stdout()
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """`app`, or, when the first argument names a command, a copy of it with that command alone.
+
+    typer turns the parameters of every command into click's at each start (about 2.5 ms for
+    the commands a run does not use), and click would dispatch to the named command anyway:
+    its options, errors and help are the same.
+    """
+    named = {_command_name(info): info for info in app.registered_commands}
+    chosen = named.get(args[0]) if args else None
+    if chosen is None:
+        return app
+    single = copy.copy(app)
+    single.registered_commands = [chosen]
+    return single
+
+
+def _command_name(info: typer.models.CommandInfo) -> str | None:
+    if info.name or info.callback is None:
+        return info.name
+    return typer.main.get_command_name(info.callback.__name__)
 
 
 def _flush_or_drop_stdout() -> None:

@@ -47,7 +47,7 @@ class Completion(enum.Enum):
 _GOOD = (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Dependencies:
     """How a judged step's dependencies ended, the indirect ones too, as in GitHub Actions:
     `failure()` is true when any step before it failed, so a `notify` after `deploy` hears of
@@ -71,8 +71,10 @@ class Dependencies:
 Judge = Callable[[Step, Dependencies], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _ConditionUse:
+    """What a step's `if:` asks of the dispatcher."""
+
     waits: bool  # calls a status function: judged only once every dependency ended
     exempt: bool  # calls failure() or always(): may start after a failure stopped the run
 
@@ -91,7 +93,7 @@ def _condition_use(step: Step) -> _ConditionUse:
     return _ConditionUse(bool(status), bool(status - {Function.SUCCESS}))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Skip:
     """A step that will never start, with its final status and the reason."""
 
@@ -100,7 +102,7 @@ class Skip:
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class FinishEffects:
     """What `finish` changed, for the scheduler to act on."""
 
@@ -109,7 +111,7 @@ class FinishEffects:
     cancel: list[Skip] = field(default_factory=list)  # running steps the scheduler must stop
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _ReadyClass:
     """Ready steps with identical requirements, by priority; they wait for the same reason."""
 

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from wfrun.planner import Plan
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunStarted:
+    """The run begins: the workflow, its plan, and where its logs and report go."""
+
     workflow: Workflow
     plan: Plan
     run_id: str
@@ -29,7 +31,7 @@ class RunStarted:
     at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepReady:
     """All dependencies are done; the step may start as soon as the limits allow."""
 
@@ -37,7 +39,7 @@ class StepReady:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepWaiting:
     """A ready step cannot start now.
 
@@ -52,8 +54,10 @@ class StepWaiting:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepStarted:
+    """A step's process (or attempt) started, holding `resources` from its pools."""
+
     step_id: str
     group: int
     resources: Mapping[str, int]
@@ -62,7 +66,7 @@ class StepStarted:
     attempt: int = 1  # 2 and up for a retry (of `step.max_attempts`)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepRetrying:
     """An attempt of a step failed and it will be tried again: it holds no pool units and no
     cap slot until its next attempt, `attempt` of `max_attempts`, is due `delay` seconds on."""
@@ -86,7 +90,7 @@ class StepRetrying:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepOutput:
     """Complete lines a running step printed (stdout and stderr combined), in one chunk.
 
@@ -101,7 +105,7 @@ class StepOutput:
     dropped: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepFinished:
     """A step reached its final status (including skipped and cancelled steps that never ran)."""
 
@@ -110,7 +114,7 @@ class StepFinished:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunStopping:
     """The run was told to stop (Ctrl-C, SIGTERM, SIGHUP, its deadline): nothing new starts, and
     the running steps get SIGTERM, then SIGKILL after `grace_period` (at once when `forced`)."""
@@ -122,8 +126,10 @@ class RunStopping:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunFinished:
+    """The run is over: its result, and notes for the user (a journal that broke, say)."""
+
     result: RunResult
     at: float
     notes: tuple[str, ...] = field(default=())

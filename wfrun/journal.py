@@ -284,7 +284,7 @@ def _line(entry: Mapping[str, Any]) -> str:
 # ---- reading -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class JournalEntry:
     """A step as an earlier run's journal recorded it."""
 
@@ -294,8 +294,10 @@ class JournalEntry:
     outputs: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Journal:
+    """An earlier run's journal: the steps it recorded, by id."""
+
     run_id: str
     run_dir: Path
     workflow_path: str | None  # the workflow file, absolute
@@ -425,7 +427,7 @@ def find_journal(log_dir: Path, workflow_file: Path, run_id: str | None = None) 
 # ---- deciding what to reuse --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ResumeDecision:
     """Whether a step is reused from the earlier run, and if not, why it runs."""
 
@@ -434,7 +436,7 @@ class ResumeDecision:
     why: str  # "succeeded, unchanged", "failed", "changed", "never ran", "dependency 'x' runs"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Resume:
     """What `--resume` takes from an earlier run."""
 

@@ -55,7 +55,7 @@ from wfrun.yaml_source import Problem, gc_paused, parse, read_text
 # ---- public API ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AgentsFile:
     """A parsed `--agents` file: its agents, and the problems found in it."""
 

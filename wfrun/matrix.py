@@ -21,7 +21,7 @@ EXCLUDE = "exclude"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Expansion:
     """The instances of one matrix step, or why there are none."""
 

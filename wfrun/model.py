@@ -135,6 +135,8 @@ class StepParallel:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One entry of `steps:` (after matrix expansion: one instance), as the file declared it."""
+
     id: str
     name: str
     type: StepType
@@ -186,6 +188,8 @@ class ParallelConfig:
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
+    """A loaded workflow file: its steps in file order and its top-level settings."""
+
     name: str
     steps: tuple[Step, ...]
     version: str | None = None

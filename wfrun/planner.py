@@ -13,7 +13,7 @@ from wfrun.errors import Diagnostic, WorkflowError
 from wfrun.model import STEP_ID, Step, Workflow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Plan:
     """A workflow planned for one run. Groups are for display and statistics, never barriers."""
 

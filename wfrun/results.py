@@ -34,7 +34,7 @@ class RunStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepOutcome:
     """What an executor returns for one step that it started. A failure is a value, not an error."""
 
@@ -61,7 +61,7 @@ def ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AttemptResult:
     """One attempt of a step that ran (SPEC §11.1). Times are seconds from the run's start."""
 
@@ -81,7 +81,7 @@ class AttemptResult:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class StepResult:
     """A step's part of the run result. Times are seconds from the run's start."""
 
@@ -179,8 +179,10 @@ class StepResult:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PoolStats:
+    """How a resource pool was used during a run (the report's `parallelStats.resources`)."""
+
     capacity: int
     peak: int
     busy_time: float  # unit-seconds in use
@@ -199,8 +201,10 @@ class PoolStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ParallelStats:
+    """Measured statistics of a run: groups, peak concurrency, pools, critical path, speedup."""
+
     total_groups: int
     max_concurrent_steps: int
     resource_utilization: dict[str, float]
@@ -225,7 +229,7 @@ class ParallelStats:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class RunResult:
     """The outcome of `WorkflowRunner.execute` and the source of report.json."""
 

@@ -8,10 +8,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from wfrun.results import StepOutcome, StepStatus
-
 if TYPE_CHECKING:
     import random
+
+    from wfrun.results import StepOutcome
 
 DEFAULT_DELAY = 1.0
 DEFAULT_BACKOFF = 2.0
@@ -68,6 +68,8 @@ class RetryPolicy:
 
 def failure_kind(outcome: StepOutcome) -> FailureKind | None:
     """How the attempt failed; None when it succeeded."""
+    from wfrun.results import StepStatus  # not at import: validate needs no results
+
     if outcome.status is StepStatus.SUCCEEDED:
         return None
     if outcome.not_startable:

@@ -75,7 +75,7 @@ FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 _UNKNOWN = "?"  # _Done.log when the thread that posted it did not look for the log
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunSettings:
     """What the scheduler needs besides the plan; everything that varies is passed in."""
 
@@ -94,8 +94,10 @@ class RunSettings:
     seed: int | None = None  # of the retry delays' jitter; None: unpredictable
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Done:
+    """A step's outcome, posted to the scheduler's loop."""
+
     step_id: str
     outcome: StepOutcome
     at: float
@@ -104,8 +106,10 @@ class _Done:
     log: str | None = _UNKNOWN
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Interrupt:
+    """A signal asked the run to stop, posted to the scheduler's loop."""
+
     status: RunStatus  # CANCELLED for SIGINT, also for SIGTERM (exit code tells them apart)
 
 

@@ -333,7 +333,7 @@ def _nested_hint(key: str, schema: Mapping[str, Any]) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _SchemaFacts:
     """What the messages need to know about the schema, read from it rather than repeated."""
 

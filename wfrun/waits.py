@@ -15,7 +15,7 @@ class WaitKind(enum.Enum):
     RETRY = "retry"  # an attempt failed; the next one starts after a delay (holding nothing)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class WaitReason:
     """Why a step that could otherwise start does not start yet."""
 

@@ -79,7 +79,7 @@ def gc_paused() -> Iterator[None]:
 # ---- YAML nodes -> plain values with positions -----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Problem:
     """A diagnostic and the path it is about: the semantic checks skip what the schema rejected.
     YAML-level problems (duplicate keys, tags) have no path: they break nothing downstream."""

@@ -63,7 +63,7 @@ class CancelToken:
         return unregister
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepContext:
     """Everything an executor needs for one step; what varies is passed in, never read globally."""
 

@@ -29,7 +29,7 @@ STDOUT = 1
 STDERR = 2
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ProcessSpec:
     """What to run and how. Plain data, so it can be shipped to another machine.
 
@@ -53,7 +53,7 @@ class StartErrorKind(enum.Enum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StartError:
     """Why the process could not be started, with a reason fit for the user."""
 
@@ -61,7 +61,7 @@ class StartError:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ProcessResult:
     """How a process ended. `returncode` is None when it never started."""
 

@@ -28,7 +28,7 @@ _DEFAULT_SIGNALS = tuple(
 _HAS_SPAWN = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_DUP2")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Child:
     """A started process: its pid, and the Popen object when Popen started it."""
 

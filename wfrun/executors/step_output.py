@@ -193,7 +193,7 @@ class StepOutputSink:
             self._tail_size -= len(self._tail.popleft())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class StepRun:
     """A step's process after it ended: how it ended, and what the submitting side kept."""
 

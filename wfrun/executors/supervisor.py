@@ -72,7 +72,7 @@ class Sweep(Protocol):
     def __call__(self, tag: str, *, known: Container[int] = ()) -> object: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Launch:
     """A request to run one process: what, how to stop it, where its bytes and its end go."""
 
@@ -116,8 +116,10 @@ class _Job:
         self.unregister: Callable[[], None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Cancel:
+    """A request to stop a running job, posted to the supervising thread."""
+
     job: _Job
     force: bool
 
@@ -188,7 +190,7 @@ class _Wake:
             os.close(self._write_fd)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Spawned:
     """A process a starter has spawned, with wfrun's ends of its pipes."""
 

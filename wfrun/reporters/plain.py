@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from rich.console import Console, RenderableType
 from rich.text import Text
@@ -25,7 +25,6 @@ from wfrun.events import (
 from wfrun.output_text import printable, shorten, shown
 from wfrun.planner import Plan
 from wfrun.reporters.plan_view import counted, format_units, mode_text
-from wfrun.reporters.state import RunState
 from wfrun.reporters.summary_view import (
     status_glyph,
     status_style,
@@ -33,6 +32,9 @@ from wfrun.reporters.summary_view import (
     summary_view,
 )
 from wfrun.results import StepResult
+
+if TYPE_CHECKING:
+    from wfrun.reporters.state import RunState
 
 OutputMode = Literal["block", "stream"]
 DEFAULT_WIDTH = 100
@@ -169,7 +171,9 @@ class PlainReporter:
         self.output_mode = output_mode
         self.show_steps = show_steps
         self.wants_output = show_steps and output_mode == "stream"
-        self.state = RunState()
+        from wfrun.reporters.state import RunState  # not for the quiet mode, which folds nothing
+
+        self.state: RunState = RunState()
         self._stream = stream
         self._console = make_console(stream, color=color, width=width)
         self._closed = False

@@ -71,6 +71,8 @@ class PoolUsage:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
+    """How many steps there are, by what has become of them so far."""
+
     total: int = 0
     finished: int = 0
     succeeded: int = 0

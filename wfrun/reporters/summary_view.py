@@ -8,10 +8,10 @@ steps that never started; every step's row is in report.json.
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -19,9 +19,11 @@ from wfrun.bottleneck import Bottleneck
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
-from wfrun.reporters.live_view import Bar
 from wfrun.reporters.plan_view import counted, id_width, titled_table
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
+
+if TYPE_CHECKING:
+    from rich.panel import Panel
 
 DIGEST_LINES = 10
 NOTABLE_WAIT = 0.01  # shorter waits are the dispatcher's own latency, not worth a column
@@ -287,6 +289,8 @@ def _path_text(stats: ParallelStats) -> str:
 
 
 def _pool_bars(stats: ParallelStats) -> Table:
+    from wfrun.reporters.live_view import Bar  # the quiet and plain modes need it for pools only
+
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(width=20, no_wrap=True)
@@ -352,6 +356,8 @@ def _not_started(result: RunResult) -> list[RenderableType]:
 
 
 def _digest(r: StepResult) -> Panel:
+    from rich.panel import Panel  # a run without failures draws none
+
     body = Table.grid(padding=(0, 2))
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
