@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,18 @@ def journal_lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / JOURNAL_NAME).read_text().splitlines()]
 
 
+@contextlib.contextmanager
+def killed_9_at_the_end(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """SIGKILL the run once the block has waited for its moment; never leave it running."""
+    try:
+        yield
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_every_run_journals_each_finished_step_after_a_header(
     workdir: Path, write: Callable[..., Path]
 ) -> None:
@@ -92,7 +105,7 @@ def test_resume_after_kill_9_runs_each_unfinished_step_exactly_once(
          "--log-dir", str(workdir / "runs")],
         env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
+    with killed_9_at_the_end(proc):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             dirs = run_dirs(workdir) if (workdir / "runs").exists() else []
@@ -104,11 +117,6 @@ def test_resume_after_kill_9_runs_each_unfinished_step_exactly_once(
             time.sleep(0.05)
         else:
             raise AssertionError("the first run never got to 'slow'")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     (killed,) = run_dirs(workdir)
     assert not (killed / "report.json").exists()  # it died before writing one
     done = run(workdir, path, "--resume")
@@ -151,16 +159,11 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
          "--log-dir", str(workdir / "runs")],
         env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
+    with killed_9_at_the_end(proc):
         deadline = time.monotonic() + 60
         while len(list(marks.glob("s*[0-9]"))) < count // 2:
             assert time.monotonic() < deadline, "the first run never got half way"
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     (killed,) = run_dirs(workdir)
     journal = read_journal(killed)
     lines = [json.loads(line) for line in (killed / JOURNAL_NAME).read_bytes().splitlines()[1:]]
