@@ -195,6 +195,38 @@ def test_kill_9_amid_many_fast_steps_leaves_a_true_journal_and_resume_runs_only_
         assert in_resumed == (0 if sid in finished else 1), sid
 
 
+def test_a_resume_killed_as_its_first_step_starts_has_journaled_what_it_reused(
+    workdir: Path, write: Callable[..., Path]
+) -> None:
+    # `b` fails in the first run; in the resume it hangs, and the resume is killed as it
+    # starts. The reused `a` must already be in the resume's journal, or the resume after it
+    # would find nothing to reuse.
+    path = write(
+        "steps:\n"
+        "  - {id: a, config: {command: 'true'}}\n"
+        "  - id: b\n"
+        "    config: {shell: true, command: 'if [ -e {out}/again ]; then touch {out}/b.started;"
+        " sleep 30; fi; exit 1'}\n"
+    )
+    assert run(workdir, path).returncode == 1
+    (workdir / "out" / "again").touch()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", "run", str(path), "--ui", "quiet", "--resume",
+         "--log-dir", str(workdir / "runs")],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    with killed_9_at_the_end(proc):
+        deadline = time.monotonic() + 60
+        while not (workdir / "out" / "b.started").exists():
+            assert time.monotonic() < deadline, "the resume never started 'b'"
+            time.sleep(0.002)
+    first, resumed = run_dirs(workdir)
+    steps = [line for line in journal_lines(resumed) if "step" in line]
+    assert [(line["step"], line["reused"]) for line in steps] == [("a", True)]
+    plan = wfrun("plan", str(path), "--resume", "--log-dir", str(workdir / "runs")).stdout
+    assert f"resuming run {resumed.name}: reusing 1 step (a)" in plan
+
+
 def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
     tmp_path: Path,
 ) -> None:

@@ -4,6 +4,7 @@ processes, events delivered in batches. Real processes, real files."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Recorder, all_gone, run
+from conftest import Recorder, all_gone, run, wfrun
 from test_script_executor import make_context
 
 from wfrun.delivery import EventDelivery
@@ -21,7 +22,7 @@ from wfrun.executors.escapes import TAG_VARIABLE, EscapeCatcher
 from wfrun.executors.script import ScriptExecutor
 from wfrun.executors.spawn import find_on_path
 from wfrun.model import ScriptConfig
-from wfrun.outputs import create_output_file, retire_output_file
+from wfrun.outputs import create_output_file, left_empty
 from wfrun.results import StepOutcome, StepStatus
 
 SYSTEM_PATH = "/usr/bin:/bin"
@@ -128,12 +129,10 @@ def test_a_command_removed_after_it_was_found_is_looked_up_again(tmp_path: Path)
 # ---- outputs files ----------------------------------------------------------------------------
 
 
-def test_every_attempt_gets_an_empty_file_of_its_own_when_files_are_reused(
-    write: object, workdir: Path
-) -> None:
+def test_every_attempt_gets_an_empty_file_of_its_own(write: object, workdir: Path) -> None:
     check = 'test -f "$WFRUN_OUTPUT" && test ! -s "$WFRUN_OUTPUT" && '
     steps = [
-        ("a", check + 'ln "$WFRUN_OUTPUT" {out}/kept'),  # linked elsewhere: never reused
+        ("a", check + 'ln "$WFRUN_OUTPUT" {out}/kept'),
         ("b", check + "true"),
         ("c", check + 'echo "x=3" >> "$WFRUN_OUTPUT"'),
         ("d", check + 'echo "y=4" >> "$WFRUN_OUTPUT"'),
@@ -161,20 +160,59 @@ def test_every_attempt_gets_an_empty_file_of_its_own_when_files_are_reused(
     }
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reused on Linux only")
-def test_an_empty_outputs_file_is_reused_under_the_next_name(tmp_path: Path) -> None:
+def test_an_empty_outputs_file_is_left_where_it_is_and_never_handed_on(tmp_path: Path) -> None:
     first = create_output_file(tmp_path / "outputs", "a")
-    assert retire_output_file(first)  # empty: nothing to read
+    assert left_empty(first)  # empty: nothing to read
     second = create_output_file(tmp_path / "outputs", "b")
-    assert not first.exists()
-    assert second.name == "b.out" and second.read_bytes() == b""
+    assert first.exists() and first.stat().st_ino != second.stat().st_ino
     second.write_text("x=1\n")
-    assert not retire_output_file(second)  # it holds outputs: it stays
-    third = create_output_file(tmp_path / "outputs", "b")
-    assert third.name == "b.2.out" and second.read_text() == "x=1\n"
+    assert not left_empty(second)  # it holds outputs: read them
     link = tmp_path / "outputs" / "link.out"
-    link.symlink_to(third)
-    assert not retire_output_file(link)
+    link.symlink_to(first)
+    assert not left_empty(link)  # reading it says what is wrong
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="setsid and env -i")
+def test_a_process_that_escaped_its_step_cannot_write_into_a_later_steps_outputs(
+    workdir: Path,
+) -> None:
+    # The escapee replaces its environment, so it loses the tag wfrun finds descendants by, and
+    # keeps the first step's outputs file open: it writes after the second step has started.
+    (workdir / "wf.yaml").write_text(
+        "steps:\n"
+        "  - id: esc\n"
+        "    config: {shell: true, command: 'env -i setsid sh -c \"sleep 0.7; echo leaked=yes"
+        ' >&3; sleep 3" 3>>"$WFRUN_OUTPUT" & sleep 0.1\'}\n'
+        "  - id: later\n"
+        "    dependsOn: [esc]\n"
+        "    config: {command: sleep, args: ['1.5']}\n"
+    )
+    proc = wfrun("run", "wf.yaml", "--ui", "quiet", "--report", "r.json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((workdir / "r.json").read_text())
+    assert report["stepResults"]["later"]["outputs"] == {}
+    assert report["stepResults"]["esc"]["outputs"] == {}
+
+
+@pytest.mark.parametrize(
+    ("replace", "reason"),
+    [
+        ('mkfifo "$WFRUN_OUTPUT"', "was replaced by something that is not a regular file"),
+        ('ln -s /etc/hostname "$WFRUN_OUTPUT"', "was replaced by a symbolic link, which wfrun "
+         "does not follow"),
+    ],
+)  # fmt: skip
+def test_an_outputs_file_replaced_by_a_fifo_or_a_link_fails_the_step_and_never_hangs(
+    workdir: Path, replace: str, reason: str
+) -> None:
+    (workdir / "wf.yaml").write_text(
+        "steps:\n"
+        f"  - {{id: swap, config: {{shell: true, command: 'rm \"$WFRUN_OUTPUT\"; {replace}'}}}}\n"
+    )
+    proc = wfrun("run", "wf.yaml", "--ui", "quiet", "--report", "r.json", cwd=workdir, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads((workdir / "r.json").read_text())["stepResults"]["swap"]
+    assert result["status"] == "failed" and reason in result["reason"], result
 
 
 # ---- the escape sweep -------------------------------------------------------------------------

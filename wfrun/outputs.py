@@ -7,12 +7,10 @@ is neither fails the step, with the line quoted.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
-import sys
-import threading
-from collections import OrderedDict, deque
 from pathlib import Path
 
 from wfrun.errors import WfrunError
@@ -20,118 +18,69 @@ from wfrun.errors import WfrunError
 OUTPUTS_DIR = "outputs"
 MAX_OUTPUTS_BYTES = 1024 * 1024  # per attempt, as GitHub's 1 MB per job: outputs are not files
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-SPARES_PER_DIRECTORY = 64
-# Only where a step's escaped descendants are killed at its end (escapes: Linux): elsewhere one
-# could still hold the file open and write into the next step's outputs.
-_REUSE = sys.platform.startswith("linux")
-_SPARE_DIRECTORIES = 8
 
 
 class OutputError(WfrunError):
     """A step's outputs file cannot be read as outputs; the message says which line and why."""
 
 
-class _Spares:
-    """Empty outputs files that finished attempts left as they were made, to be renamed for the
-    next attempts instead of creating files. Creating a file allocates an inode, which on some
-    file systems costs more CPU than starting the step's process (half a millisecond on the ext4
-    these benchmarks run on); a link and an unlink cost a twentieth of that. Bounded: a few
-    files for each of the last few directories."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_directory: OrderedDict[str, deque[str]] = OrderedDict()
-
-    def put(self, path: Path) -> None:
-        key = str(path.parent)
-        with self._lock:
-            spares = self._by_directory.get(key)
-            if spares is None:
-                spares = self._by_directory[key] = deque(maxlen=SPARES_PER_DIRECTORY)
-                while len(self._by_directory) > _SPARE_DIRECTORIES:
-                    self._by_directory.popitem(last=False)
-            spares.append(str(path))
-
-    def take(self, directory: Path) -> str | None:
-        with self._lock:
-            spares = self._by_directory.get(str(directory))
-            return spares.popleft() if spares else None
-
-
-_spares = _Spares()
-
-
 def create_output_file(directory: Path, step_id: str) -> Path:
-    """A new empty file for one attempt of a step, private to it (made exclusively, so a
-    second attempt gets a file of its own): a spare (`retire_output_file`) linked under the new
-    name, else a new file. The directory is made when the first file of a run finds it missing,
-    not checked for every step."""
+    """A new empty file for one attempt of a step, private to it (created exclusively, so a
+    second attempt gets a file of its own). The directory is made when the first file of a run
+    finds it missing, not checked for every step. Files are never reused: a descendant of an
+    earlier step that escaped being killed could still hold one open and write into it."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     attempt = 1
     made = False
-    spare = _spares.take(directory)
     while True:
         path = directory / (f"{step_id}.out" if attempt == 1 else f"{step_id}.{attempt}.out")
         try:
-            if spare is not None:
-                os.link(spare, path)  # fails, as O_EXCL, if path exists
-            else:
-                os.close(os.open(path, flags, 0o600))
+            os.close(os.open(path, flags, 0o600))
         except FileExistsError:
             attempt += 1
             continue
         except FileNotFoundError:
-            if spare is not None:  # the spare is gone: make a file after all
-                spare = None
-                continue
             if made:
                 raise
             os.makedirs(directory, mode=0o700, exist_ok=True)
             made = True
             continue
-        except OSError:
-            if spare is None:
-                raise
-            spare = None
-            continue
-        if spare is not None:
-            os.unlink(spare)
         return path
 
 
-def retire_output_file(path: Path) -> bool:
-    """True when the attempt left its outputs file empty, as it was made: there is nothing to
-    read or mask, and the file becomes a spare for a later attempt (its name goes away). One
-    `lstat`, where reading costs an open, a read and a close. Only a regular file of ours with
-    one link and the mode it was made with is taken: not one the step linked elsewhere,
-    replaced or changed. Its processes are all gone by now (the step has ended: its group and
-    escapees were killed and its pipes drained), so nothing of the attempt writes to it later."""
+def left_empty(path: Path) -> bool:
+    """True when the attempt left its outputs file an empty regular file: there is nothing to
+    read or mask. One `lstat`, where reading costs an open, a read and a close."""
     try:
         info = os.lstat(path)
     except OSError:
         return False  # reading it says what is wrong
-    if not (stat.S_ISREG(info.st_mode) and info.st_size == 0):
-        return False
-    if (
-        _REUSE
-        and info.st_nlink == 1
-        and stat.S_IMODE(info.st_mode) == 0o600
-        and info.st_uid == os.geteuid()
-    ):
-        _spares.put(path)
-    return True
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 def read_outputs(path: Path) -> dict[str, str]:
     """The outputs a step wrote to `path`; OutputError for a malformed file."""
     try:
         # Not through a link the step left in its place: it would quote another file's line.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+        # Non-blocking: opening a FIFO put in its place must not wait for a writer forever.
+        fd = os.open(
+            path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        )
     except FileNotFoundError:
         return {}  # the step removed it: it set nothing
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(
+                f"its outputs file {path} was replaced by a symbolic link, which wfrun does "
+                "not follow: write to the file itself"
+            ) from None
         raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OutputError(
+                f"its outputs file {path} was replaced by something that is not a regular "
+                "file: write to the file itself"
+            )
         data = _read_at_most(fd, MAX_OUTPUTS_BYTES + 1)
     except OSError as exc:
         raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None

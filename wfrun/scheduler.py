@@ -189,6 +189,10 @@ class Scheduler:
             for skip in self._dispatcher.take_initial_skips():
                 self._finish_unstarted(skip)
             self._mark_ready(self._reuse(self._dispatcher.initial_ready()), 0.0)
+            if self._journal is not None:
+                # The reused steps' lines go first, before anything runs: a resume killed at
+                # once still leaves a journal the next resume can reuse them from.
+                self._journal.flush(force=True)
             self._loop(pool)
         finally:
             # Whatever happened (KeyboardInterrupt, a bug), no step outlives the run.

@@ -14,8 +14,8 @@ from wfrun.outputs import (
     OUTPUTS_DIR,
     OutputError,
     create_output_file,
+    left_empty,
     read_outputs,
-    retire_output_file,
 )
 from wfrun.results import StepOutcome, StepStatus
 
@@ -53,7 +53,7 @@ def with_outputs(
     outcome: StepOutcome, output_file: Path | None, context: StepContext
 ) -> StepOutcome:
     """The outcome with the outputs the step wrote; a malformed file fails a step that succeeded."""
-    if output_file is None or retire_output_file(output_file):
+    if output_file is None or left_empty(output_file):
         return outcome  # most steps set nothing
     if context.masker:
         _mask_file(output_file, context.masker)
