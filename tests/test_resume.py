@@ -220,7 +220,7 @@ def test_a_resume_killed_as_its_first_step_starts_has_journaled_what_it_reused(
         while not (workdir / "out" / "b.started").exists():
             assert time.monotonic() < deadline, "the resume never started 'b'"
             time.sleep(0.002)
-    first, resumed = run_dirs(workdir)
+    _first, resumed = run_dirs(workdir)
     steps = [line for line in journal_lines(resumed) if "step" in line]
     assert [(line["step"], line["reused"]) for line in steps] == [("a", True)]
     plan = wfrun("plan", str(path), "--resume", "--log-dir", str(workdir / "runs")).stdout
