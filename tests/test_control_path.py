@@ -171,6 +171,8 @@ def test_ctrl_c_is_acted_on_while_a_step_floods(tmp_path: Path, ui: str, output:
     assert report["stepResults"]["flood"]["status"] == "cancelled"  # type: ignore[index]
     if ui != "quiet":  # the view says at once that wfrun is stopping, and what Ctrl-C does now
         assert "stopping (run interrupted): waiting up to 5s for 1 running step" in wfrun.text()
+    if ui.startswith("plain"):  # one line, not wrapped to a frame's width
+        assert "for 1 running step to end (Ctrl-C again to kill it)" in wfrun.text()
 
 
 @pytest.mark.parametrize(

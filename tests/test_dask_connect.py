@@ -90,6 +90,15 @@ def assert_refused(proc: subprocess.CompletedProcess[str], message: str) -> None
          "contains a space"),
         ("tcp://user@127.0.0.1:8786", "invalid Dask scheduler address "
          "'tcp://user@127.0.0.1:8786': 'user@127.0.0.1' is not a host name or IP address"),
+        ("tcp://localhost:8786x", "invalid Dask scheduler address 'tcp://localhost:8786x': the "
+         "port must be digits 0-9, not '8786x'"),
+        ("tcp://localhost:8786/path", "invalid Dask scheduler address "
+         "'tcp://localhost:8786/path': the port must be digits 0-9, not '8786/path'"),
+        ("localhost:", "invalid Dask scheduler address 'localhost:': no port after ':'"),
+        (" tcp://localhost:8786", "invalid Dask scheduler address ' tcp://localhost:8786': it "
+         "contains a space"),
+        ("tcp://-bad:8786", "invalid Dask scheduler address 'tcp://-bad:8786': '-bad' is not a "
+         "host name or IP address"),
     ],
 )  # fmt: skip
 def test_an_address_wfrun_cannot_use_is_refused_at_once(

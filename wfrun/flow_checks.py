@@ -192,7 +192,7 @@ def _excludes(
                     f"exclude names {key}: {value_text(value)}, which is not one of its values "
                     f"({shown}): it leaves nothing out"
                 )
-                twin = next((v for v in matrix[key] if str(v) == str(value)), None)
+                twin = next((v for v in matrix[key] if value_text(v) == value_text(value)), None)
                 if twin is not None:  # the same text, another YAML type: `"3.11"` and 3.11
                     message += (
                         f" (here it is {_typed(value)}, in the matrix {_typed(twin)}: quote both "

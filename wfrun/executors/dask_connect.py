@@ -37,12 +37,15 @@ SILENT = logging.CRITICAL + 1
 
 _PORT = re.compile(r"[0-9]{1,5}")
 # Host names (letters, digits, '-', '.', '_') and IP addresses (IPv6 without its brackets).
-_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 
 
 def check_address(address: str) -> str:
     """The address to connect to (`tcp://` added to a bare HOST:PORT); DaskSetupError for one
     wfrun cannot use, said at once rather than after a connect timeout."""
+    if any(c.isspace() for c in address):
+        raise DaskSetupError(f"invalid Dask scheduler address {address!r}: it contains a space")
     try:
         scheme, location = parse_address(address)
     except ValueError as exc:
@@ -71,22 +74,23 @@ def check_address(address: str) -> str:
             f"cannot use the Dask scheduler at {address}: wfrun connects over tcp:// only "
             f"(not {scheme}://); give the scheduler's tcp://HOST:PORT address"
         )
-    if location != location.strip() or any(c.isspace() for c in location):
-        raise DaskSetupError(f"invalid Dask scheduler address {address!r}: it contains a space")
+    # int() takes "+80" and non-ASCII digits, and a host may hold anything: such an address
+    # would only fail after the connect limit, so it is refused here.
+    if ":" in location.split("]")[-1]:  # a port is given (an IPv6 host is in brackets)
+        port_text = location.rsplit(":", 1)[-1]
+        if not port_text:
+            raise DaskSetupError(f"invalid Dask scheduler address {address!r}: no port after ':'")
+        if not _PORT.fullmatch(port_text):
+            raise DaskSetupError(
+                f"invalid Dask scheduler address {address!r}: the port must be digits 0-9, "
+                f"not {port_text!r}"
+            )
     try:
         host, port = get_address_host_port(f"tcp://{location}")
     except ValueError as exc:
         raise DaskSetupError(f"invalid Dask scheduler address {address!r}: {exc}") from None
     if not host:
         raise DaskSetupError(f"invalid Dask scheduler address {address!r}: no host")
-    # int() takes "+80" and non-ASCII digits, and a host may hold anything: such an address
-    # would only fail after the connect limit, so it is refused here.
-    port_text = location.rsplit(":", 1)[-1]
-    if not _PORT.fullmatch(port_text):
-        raise DaskSetupError(
-            f"invalid Dask scheduler address {address!r}: the port must be digits 0-9, "
-            f"not {port_text!r}"
-        )
     if not _HOST.fullmatch(host):
         raise DaskSetupError(
             f"invalid Dask scheduler address {address!r}: {host!r} is not a host name or IP address"

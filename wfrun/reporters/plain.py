@@ -106,7 +106,7 @@ def stopping_line(event: RunStopping) -> str:
     grace = f"{seconds:g}s" if seconds < 60 else format_duration(seconds)
     return (
         f"■ stopping ({event.reason}): waiting up to {grace} for {steps} to end "
-        "(Ctrl-C again to kill them)"
+        f"(Ctrl-C again to kill {'it' if count == 1 else 'them'})"
     )
 
 
