@@ -75,7 +75,10 @@ class Cases:
 
     def measured(self, name: str, argv: Callable[[], list[str]], env: Mapping[str, str]) -> bl.Case:
         def case() -> float:
-            wall, cpu = run_measured(argv(), env)
+            # Run from the workloads' folder: `python -m` puts the current directory first on
+            # sys.path, so from a checkout's root every case would import that checkout's
+            # wfrun, whatever PYTHONPATH says (the baseline ran this tree's code before).
+            wall, cpu = run_measured(argv(), env, cwd=self.root)
             self.cpu.setdefault(name, []).append(cpu)
             return wall
 
