@@ -237,6 +237,9 @@ def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
     )
     writer = JournalWriter(tmp_path, "r1", workflow, clock=lambda: now[0])
     assert writer.error is None
+    assert writer.due() == 0.05 and journal_lines(tmp_path) == []  # the header waits
+    writer.flush(force=True)  # what the scheduler does before it starts anything
+    assert len(journal_lines(tmp_path)) == 1
     assert writer.due() == 1.0  # the header is written; its fsync is due in a second
     writer.record(StepResult("a", StepStatus.SUCCEEDED, parallel_group=0, start_time=0.0))
     assert writer.unwritten(("a",)) and not writer.unwritten(("b",))

@@ -194,22 +194,39 @@ def test_a_process_that_escaped_its_step_cannot_write_into_a_later_steps_outputs
     assert report["stepResults"]["esc"]["outputs"] == {}
 
 
+# Bound under a short relative name (a socket's path is limited to about 100 bytes), then moved.
+SOCKET = """python3 -c "import socket; socket.socket(socket.AF_UNIX).bind('s.sock')"; mv s.sock"""
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
 @pytest.mark.parametrize(
     ("replace", "reason"),
     [
         ('mkfifo "$WFRUN_OUTPUT"', "was replaced by something that is not a regular file"),
+        (SOCKET + ' "$WFRUN_OUTPUT"', "was replaced by something that is not a regular file"),
         ('ln -s /etc/hostname "$WFRUN_OUTPUT"', "was replaced by a symbolic link, which wfrun "
          "does not follow"),
     ],
+    ids=["fifo", "socket", "link"],
 )  # fmt: skip
 def test_an_outputs_file_replaced_by_a_fifo_or_a_link_fails_the_step_and_never_hangs(
-    workdir: Path, replace: str, reason: str
+    workdir: Path, replace: str, reason: str, executor: str
 ) -> None:
+    if executor == "dask":
+        pytest.importorskip("distributed")
     (workdir / "wf.yaml").write_text(
         "steps:\n"
-        f"  - {{id: swap, config: {{shell: true, command: 'rm \"$WFRUN_OUTPUT\"; {replace}'}}}}\n"
+        "  - id: swap\n"
+        "    config:\n"
+        "      shell: true\n"
+        "      command: |\n"
+        '        rm "$WFRUN_OUTPUT"\n'
+        f"        {replace}\n"
     )
-    proc = wfrun("run", "wf.yaml", "--ui", "quiet", "--report", "r.json", cwd=workdir, timeout=60)
+    proc = wfrun(
+        "run", "wf.yaml", "--ui", "quiet", "--report", "r.json", "--executor", executor,
+        cwd=workdir, timeout=60,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     result = json.loads((workdir / "r.json").read_text())["stepResults"]["swap"]
     assert result["status"] == "failed" and reason in result["reason"], result

@@ -186,7 +186,9 @@ class JournalWriter:
                 }
             )
         )
-        self.flush(force=True)
+        # The header goes out with the first batch (the scheduler forces one before anything
+        # starts): a resume's reused steps then share its write, so a resume killed at once
+        # leaves either nothing, which the next resume passes over, or what it reused.
 
     def record(self, result: StepResult) -> None:
         """One finished step, written whole with the next batch."""

@@ -58,8 +58,14 @@ def left_empty(path: Path) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
-def read_outputs(path: Path) -> dict[str, str]:
-    """The outputs a step wrote to `path`; OutputError for a malformed file."""
+def open_outputs_file(path: Path | str, shown: Path | str | None = None) -> int | None:
+    """A descriptor to read a step's outputs file from, None if the step removed it, or
+    OutputError when it is no longer a regular file (`shown` is the path messages name)."""
+    shown = path if shown is None else shown
+    not_regular = (
+        f"its outputs file {shown} was replaced by something that is not a regular file: "
+        "write to the file itself"
+    )
     try:
         # Not through a link the step left in its place: it would quote another file's line.
         # Non-blocking: opening a FIFO put in its place must not wait for a writer forever.
@@ -67,20 +73,32 @@ def read_outputs(path: Path) -> dict[str, str]:
             path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
         )
     except FileNotFoundError:
-        return {}  # the step removed it: it set nothing
+        return None  # the step removed it: it set nothing
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise OutputError(
-                f"its outputs file {path} was replaced by a symbolic link, which wfrun does "
+                f"its outputs file {shown} was replaced by a symbolic link, which wfrun does "
                 "not follow: write to the file itself"
             ) from None
-        raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None
+        if exc.errno == errno.ENXIO:  # a socket
+            raise OutputError(not_regular) from None
+        raise OutputError(f"cannot read its outputs file {shown}: {exc.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OutputError(
-                f"its outputs file {path} was replaced by something that is not a regular "
-                "file: write to the file itself"
-            )
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        raise OutputError(not_regular)
+    return fd
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """The outputs a step wrote to `path`; OutputError for a malformed file."""
+    fd = open_outputs_file(path)
+    if fd is None:
+        return {}
+    try:
         data = _read_at_most(fd, MAX_OUTPUTS_BYTES + 1)
     except OSError as exc:
         raise OutputError(f"cannot read its outputs file {path}: {exc.strerror}") from None

@@ -50,6 +50,7 @@ from wfrun.executors.cluster import DaskOptions, DaskSetupError
 from wfrun.executors.dask_connect import QuietLogs, check_address, open_client
 from wfrun.executors.local_runner import LocalProcessRunner
 from wfrun.executors.process import OutputSink, ProcessResult, ProcessSpec
+from wfrun.outputs import OutputError, open_outputs_file
 
 OUTPUT_VARIABLE = "WFRUN_OUTPUT"  # a file the step writes on the worker, written again here
 BATCH_BYTES = 64 * 1024  # the most one output message carries
@@ -503,7 +504,14 @@ def _run_with_output_file(
     try:
         env = {**spec.env, OUTPUT_VARIABLE: path}
         result = _worker_runner().run(replace(spec, env=env), token, courier)
-        with open(path, "rb") as file:
+        try:
+            reader = open_outputs_file(path, shown=spec.env[OUTPUT_VARIABLE])
+        except OutputError as exc:
+            # Judged as it is here: a step that ended well fails, saying what it did to the file.
+            return replace(result, failure=str(exc)) if result.returncode == 0 else result
+        if reader is None:
+            return result
+        with os.fdopen(reader, "rb") as file:
             while chunk := file.read(BATCH_BYTES):
                 courier.send([FILE, chunk])
         return result
