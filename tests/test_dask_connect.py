@@ -21,6 +21,7 @@ from conftest import cli_env, wfrun
 pytest.importorskip("distributed")
 
 from wfrun.executors.cluster import DaskOptions, DaskSetupError, dask_executor, max_local_workers
+from wfrun.executors.dask_connect import check_address
 
 WORKFLOW = "steps:\n  - {id: a, config: {command: 'true'}}\n"
 NOT_DASK = (
@@ -108,6 +109,11 @@ def test_an_address_wfrun_cannot_use_is_refused_at_once(
     proc = run_against(address, tmp_path)
     assert_refused(proc, message)
     assert time.monotonic() - started < 8  # at once: not after the 10 s connect limit
+
+
+def test_a_scheme_is_read_in_any_case() -> None:
+    assert check_address("TCP://localhost:8786") == "tcp://localhost:8786"
+    assert check_address("Tcp://[::1]:8786") == "tcp://[::1]:8786"
 
 
 def test_a_bare_host_and_port_is_a_tcp_address(http_like_server: str) -> None:

@@ -192,7 +192,15 @@ def _excludes(
                     f"exclude names {key}: {value_text(value)}, which is not one of its values "
                     f"({shown}): it leaves nothing out"
                 )
-                twin = next((v for v in matrix[key] if value_text(v) == value_text(value)), None)
+                twin = next(
+                    (
+                        v
+                        for v in matrix[key]
+                        if type(v) is not type(value)
+                        and value_text(v).lower() == value_text(value).lower()
+                    ),
+                    None,
+                )
                 if twin is not None:  # the same text, another YAML type: `"3.11"` and 3.11
                     message += (
                         f" (here it is {_typed(value)}, in the matrix {_typed(twin)}: quote both "

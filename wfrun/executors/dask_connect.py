@@ -50,6 +50,7 @@ def check_address(address: str) -> str:
         scheme, location = parse_address(address)
     except ValueError as exc:
         raise DaskSetupError(f"invalid Dask scheduler address {address!r}: {exc}") from None
+    scheme = scheme.lower()  # as in any URL: TCP:// is tcp://
     if scheme == "inproc":
         # A scheduler inside this very process (a program using wfrun's API with its own
         # LocalCluster): nothing to wait for, it is there or it is not.
