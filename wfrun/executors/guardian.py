@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 
 _SCAN_ROUNDS = 5
 
@@ -93,16 +94,10 @@ class Guardian:
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd: int | None = None
 
-    def add(self, pgid: int) -> None:
-        self._send(f"+{pgid}\n")
-
-    def remove(self, pgid: int) -> None:
-        self._send(f"-{pgid}\n")
-
-    def send(self, changes: str) -> None:
-        """Several `+PGID`/`-PGID` lines at once, in order: the supervising loop gathers a
-        turn's starts and ends into one write."""
-        self._send(changes)
+    def send(self, changes: Iterable[tuple[bool, int]]) -> None:
+        """Process groups started (True) and ended (False), in order, in one write: the
+        supervising loop gathers a turn's starts and ends."""
+        self._send("".join(f"{'+' if started else '-'}{pgid}\n" for started, pgid in changes))
 
     @property
     def token(self) -> str:

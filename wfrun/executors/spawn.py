@@ -103,7 +103,8 @@ def _popen(
 
 
 class Spawner:
-    """Starts processes; remembers wfrun's directory and where commands were found on PATH."""
+    """Starts processes; remembers wfrun's directory and, for posix_spawn, where commands were
+    found on PATH (Popen's commands are looked up afresh for every process: `find_on_path`)."""
 
     def __init__(self, use_posix_spawn: bool = _HAS_SPAWN) -> None:
         self._use_spawn = use_posix_spawn and _HAS_SPAWN

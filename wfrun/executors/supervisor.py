@@ -310,8 +310,8 @@ class SupervisingLoop:
         self._fds: dict[int, tuple[_Job, int]] = {}
         self._jobs: set[_Job] = set()
         self._pids: set[int] = set()  # of the jobs' main processes, until they are reaped
-        # Guardian lines (`+PGID`, `-PGID`) of this turn, written in one go at its end.
-        self._guard: list[str] = []
+        # Process groups started (True) and ended (False) this turn, told the guardian at its end.
+        self._guard: list[tuple[bool, int]] = []
         self._polled: set[_Job] = set()  # exit watchers without a descriptor
         self._next_check = 0.0
         self._timers: list[tuple[float, int, int, _Job]] = []
@@ -427,8 +427,8 @@ class SupervisingLoop:
         its spawn; if wfrun is killed in between, the guardian's scan for the tag still finds
         it (Linux), as it finds everything that left its group."""
         if self._guard:
-            lines, self._guard = "".join(self._guard), []
-            self._guardian.send(lines)
+            changes, self._guard = self._guard, []
+            self._guardian.send(changes)
 
     def _wait(self) -> float | None:
         moments = [self._timers[0][0]] if self._timers else []
@@ -461,7 +461,7 @@ class SupervisingLoop:
         job = _Job(launch, child, watch_exit(child))
         self._jobs.add(job)
         self._pids.add(child.pid)
-        self._guard.append(f"+{child.pid}\n")
+        self._guard.append((True, child.pid))
         for fd, stream in spawned.outputs:
             self._add_fd(job, fd, stream, _IN)
         if spawned.stdin is not None:
@@ -645,7 +645,7 @@ class SupervisingLoop:
         returncode = job.child.wait()
         job.watch.close()
         self._sweep(job.launch.tag, known=self._pids)  # what was adopted while the pipes drained
-        self._guard.append(f"-{job.child.pid}\n")
+        self._guard.append((False, job.child.pid))
         result = ProcessResult(
             returncode=returncode,
             timed_out=job.timed_out,
