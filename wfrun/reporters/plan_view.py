@@ -4,19 +4,22 @@ and the same graph as Mermaid or Graphviz text."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 
 from wfrun.durations import format_duration
 from wfrun.model import Step
 from wfrun.output_text import shown
 from wfrun.planner import Plan
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def counted(n: int, noun: str) -> str:
@@ -40,7 +43,13 @@ def limit_text(step: Step) -> str:
 
 
 def titled_table(title: str) -> Table:
-    """A compact table with its title on the left, the look of every table wfrun prints."""
+    """A compact table with its title on the left, the look of every table wfrun prints.
+
+    `rich.table` is imported here, not with the module: the summary of a quiet run draws no
+    table, and the import (with fractions and decimal) is about 5 ms of its start-up.
+    """
+    from rich.table import Table
+
     return Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
     )

@@ -12,18 +12,19 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from wfrun.bottleneck import Bottleneck
 from wfrun.durations import format_duration
 from wfrun.output_text import printable, shown
 from wfrun.planner import Plan
+from wfrun.reporters.key_values import KeyValues
 from wfrun.reporters.plan_view import counted, id_width, titled_table
 from wfrun.results import ParallelStats, PoolStats, RunResult, RunStatus, StepResult, StepStatus
 
 if TYPE_CHECKING:
     from rich.panel import Panel
+    from rich.table import Table  # imported where a table is drawn: a quiet run draws none
 
 DIGEST_LINES = 10
 NOTABLE_WAIT = 0.01  # shorter waits are the dispatcher's own latency, not worth a column
@@ -237,38 +238,38 @@ def _why_cell(r: StepResult) -> Text:
     return text
 
 
-def _statistics(result: RunResult, plan: Plan, *, full_table_elsewhere: bool) -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+def _statistics(result: RunResult, plan: Plan, *, full_table_elsewhere: bool) -> KeyValues:
+    rows: list[tuple[str, RenderableType]] = []
     stats = result.parallel_stats
     groups = stats.total_groups if stats else len(plan.groups)
     mode = f"parallel, cap {result.max_concurrency}" if result.parallel else "sequential"
-    grid.add_row("mode", mode)
-    grid.add_row("groups", str(groups))
+    rows += [("mode", mode), ("groups", str(groups))]
     if stats is not None:
-        _parallel_rows(grid, stats, result)
+        rows += _parallel_rows(stats, result)
     else:
         ran = sum(r.duration or 0.0 for r in result.step_results.values())
-        grid.add_row("step time", format_duration(ran))
-    grid.add_row("wall time", format_duration(result.execution_time_s))
+        rows.append(("step time", format_duration(ran)))
+    rows.append(("wall time", format_duration(result.execution_time_s)))
     if result.run_dir is not None:
-        grid.add_row("logs, report", f"{shown(result.run_dir)}/")
+        rows.append(("logs, report", f"{shown(result.run_dir)}/"))
         if full_table_elsewhere:
-            grid.add_row("every step", f"{shown(result.run_dir)}/report.json")
-    return grid
+            rows.append(("every step", f"{shown(result.run_dir)}/report.json"))
+    return KeyValues(rows)
 
 
-def _parallel_rows(grid: Table, stats: ParallelStats, result: RunResult) -> None:
-    grid.add_row("peak concurrency", f"{stats.max_concurrent_steps} of {result.max_concurrency}")
-    grid.add_row(
-        "speedup",
-        f"{stats.speedup:.2f}× ({format_duration(stats.sequential_time)} of step time)",
-    )
+def _parallel_rows(stats: ParallelStats, result: RunResult) -> list[tuple[str, RenderableType]]:
+    rows: list[tuple[str, RenderableType]] = [
+        ("peak concurrency", f"{stats.max_concurrent_steps} of {result.max_concurrency}"),
+        (
+            "speedup",
+            f"{stats.speedup:.2f}× ({format_duration(stats.sequential_time)} of step time)",
+        ),
+    ]
     if stats.critical_path:
-        grid.add_row("critical path", _path_text(stats))
+        rows.append(("critical path", _path_text(stats)))
     if stats.bottleneck is not None:
-        grid.add_row("bottleneck", bottleneck_text(stats.bottleneck))
+        rows.append(("bottleneck", bottleneck_text(stats.bottleneck)))
+    return rows
 
 
 def bottleneck_text(found: Bottleneck) -> str:
@@ -289,6 +290,8 @@ def _path_text(stats: ParallelStats) -> str:
 
 
 def _pool_bars(stats: ParallelStats) -> Table:
+    from rich.table import Table
+
     from wfrun.reporters.live_view import Bar  # the quiet and plain modes need it for pools only
 
     grid = Table.grid(padding=(0, 1))
@@ -357,6 +360,7 @@ def _not_started(result: RunResult) -> list[RenderableType]:
 
 def _digest(r: StepResult) -> Panel:
     from rich.panel import Panel  # a run without failures draws none
+    from rich.table import Table
 
     body = Table.grid(padding=(0, 2))
     body.add_column(style="bold", no_wrap=True)
