@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import os
 import signal
@@ -407,7 +406,7 @@ def test_bad_working_directory(tmp_path: Path, make: str) -> None:
 
 
 def test_unwritable_log_file_is_noted_and_the_step_still_runs(tmp_path: Path) -> None:
-    context = dataclasses.replace(make_context(tmp_path), log_path=tmp_path / "no" / "s.log")
+    context = make_context(tmp_path)._replace(log_path=tmp_path / "no" / "s.log")
     result = run(sh("echo hello; touch started"), tmp_path, context)
     assert result.returncode == 0 and (tmp_path / "started").exists()
     assert "wfrun: cannot open the log file" in result.output_tail
@@ -415,7 +414,7 @@ def test_unwritable_log_file_is_noted_and_the_step_still_runs(tmp_path: Path) ->
 
 
 def test_a_step_that_prints_nothing_leaves_no_log_file(tmp_path: Path) -> None:
-    context = dataclasses.replace(make_context(tmp_path), log_path=tmp_path / "quiet.log")
+    context = make_context(tmp_path)._replace(log_path=tmp_path / "quiet.log")
     assert run(["true"], tmp_path, context).returncode == 0
     assert not (tmp_path / "quiet.log").exists()
 

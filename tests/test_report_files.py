@@ -124,7 +124,7 @@ def test_schema_has_its_id_and_describes_every_property() -> None:
         run_result(),
         run_result(status=RunStatus.SUCCEEDED, step_results={"build": step_results()["build"]}),
         run_result(parallel=False, max_concurrency=1, parallel_stats=None),
-        run_result(step_results={}, parallel_stats=replace(STATS, resources={}, critical_path=[])),
+        run_result(step_results={}, parallel_stats=STATS._replace(resources={}, critical_path=[])),
         run_result(workflow_version=None, workflow_file=None, run_dir=None, started_at=None),
     ],
     ids=["failed", "succeeded", "sequential", "empty", "nulls"],

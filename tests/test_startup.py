@@ -106,9 +106,10 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
     assert unused == []
 
 
-# After a quiet one-step run in this process: each dataclass of wfrun it imported, whether it
-# has a docstring of its own, and the comparison and immutability methods it generated.
-_DATACLASSES_OF_A_RUN = """
+# After a quiet one-step run in this process: each record class of wfrun it imported (a
+# dataclass or a NamedTuple), whether it has a docstring of its own, and, for a dataclass, the
+# comparison and immutability methods it generated.
+_RECORDS_OF_A_RUN = """
 import dataclasses, inspect, sys
 from wfrun.__main__ import main
 try:
@@ -117,24 +118,28 @@ except SystemExit:
     pass
 for module in [m for name, m in sorted(sys.modules.items()) if name.startswith("wfrun")]:
     for cls in vars(module).values():
-        ours = inspect.isclass(cls) and cls.__module__ == module.__name__
-        if ours and dataclasses.is_dataclass(cls):
-            generated = cls.__doc__.startswith(cls.__name__ + "(")  # from inspect.signature
+        if not (inspect.isclass(cls) and cls.__module__ == module.__name__):
+            continue
+        generated = (cls.__doc__ or "").startswith(cls.__name__ + "(")  # not written by us
+        if dataclasses.is_dataclass(cls):
             params = cls.__dataclass_params__
-            print(module.__name__, cls.__name__, not generated, params.eq, params.frozen)
+            print(module.__name__, cls.__name__, "dataclass", not generated, params.eq, params.frozen)
+        elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
+            print(module.__name__, cls.__name__, "namedtuple", not generated, True, True)
 """
 
 
-def test_the_dataclasses_a_run_creates_generate_only_what_is_used(tmp_path: Path) -> None:
-    """Python 3.11 compiles each method a dataclass generates with exec (~0.15 ms each), and
-    builds a missing docstring from inspect.signature: dozens of classes are created at every
-    start. Value equality (and the hash that comes with it) is generated for the types that are
-    compared by value only; events and results are not."""
+def test_the_records_a_run_creates_cost_only_what_they_need(tmp_path: Path) -> None:
+    """Python 3.11 compiles each method a dataclass generates with exec (~0.15 ms each; a frozen
+    one has five), and builds a missing docstring from inspect.signature. So the immutable
+    records a run makes (events, outcomes, journal entries, process specs) are NamedTuples,
+    whose class is made without compiling anything; dataclasses are left for the model (compared
+    by value) and the records that change as a run goes on."""
     path = tmp_path / "one.yaml"
     path.write_text(VALID)
     argv = ["wfrun", "run", "--ui", "quiet", "--log-dir", str(tmp_path / "runs"), str(path)]
     done = subprocess.run(
-        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n" + _DATACLASSES_OF_A_RUN],
+        [sys.executable, "-c", f"import sys; sys.argv = {argv!r}\n" + _RECORDS_OF_A_RUN],
         capture_output=True,
         text=True,
         env=cli_env(),
@@ -142,15 +147,17 @@ def test_the_dataclasses_a_run_creates_generate_only_what_is_used(tmp_path: Path
     )
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("wfrun")]
-    classes = {f"{module}.{name}": (doc, eq, frozen) for module, name, doc, eq, frozen in rows}
-    assert len(classes) > 30  # the run's records were found
-    assert [name for name, (doc, _, _) in classes.items() if doc != "True"] == []
-    compared = sorted(name for name, (_, eq, _) in classes.items() if eq == "True")
+    classes = {f"{module}.{name}": tuple(rest) for module, name, *rest in rows}
+    assert len(classes) > 40  # the run's records were found
+    assert [name for name, (_, doc, _, _) in classes.items() if doc != "True"] == []
+    dataclasses_made = sorted(name for name, (kind, *_) in classes.items() if kind == "dataclass")
+    assert len(dataclasses_made) <= 25, dataclasses_made
+    compared = [name for name in dataclasses_made if classes[name][2] == "True"]
     assert all(
         name.startswith(("wfrun.model.", "wfrun.errors.", "wfrun.retry.")) for name in compared
     )
     events = [name for name in classes if name.startswith("wfrun.events.")]
-    assert events and all(classes[name][1:] == ("False", "True") for name in events)  # frozen
+    assert events and all(classes[name][0] == "namedtuple" for name in events)
 
 
 def test_junit_still_works_where_it_is_asked_for(tmp_path: Path) -> None:

@@ -369,7 +369,7 @@ def test_a_large_successful_run_fits_one_screen_and_points_at_the_report() -> No
         300,
         0,
         0,
-        stats=replace(STATS, critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}),
+        stats=STATS._replace(critical_path=[f"s{i}" for i in range(0, 300, 10)], resources={}),
     )  # type: ignore[misc]
     out = render(summary_view(finished, plan))
     lines = out.splitlines()

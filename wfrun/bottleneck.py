@@ -12,8 +12,7 @@ from __future__ import annotations
 import bisect
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.waits import WaitKind, WaitReason
 
@@ -27,8 +26,7 @@ class BottleneckKind(enum.Enum):
     STEP_LIMIT = "stepLimit"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Span:
+class Span(NamedTuple):
     """When one step that ran became ready, started and ended (seconds), and why it waited."""
 
     step_id: str
@@ -38,8 +36,7 @@ class Span:
     wait: WaitReason | None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Bottleneck:
+class Bottleneck(NamedTuple):
     """What held up the run's end most, how long, and the steps of the chain that waited for it."""
 
     kind: BottleneckKind

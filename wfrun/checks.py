@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.durations import parse_duration
 from wfrun.errors import Diagnostic
@@ -28,8 +27,7 @@ ANY_PARAM_PLACEHOLDER = re.compile(r"\{param\.([^{}]*)\}")
 PROMPT_PLACEHOLDER = "{prompt}"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Source:
+class Source(NamedTuple):
     """One parsed file: its plain data, where each path stands, and where the schema objected."""
 
     file: str
@@ -89,8 +87,7 @@ class Source:
         return place_phrase(path, self.data, f"the {self.kind}")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class DeclaredAgent:
+class DeclaredAgent(NamedTuple):
     """An entry of an `agents:` section, in the workflow or in an agents file."""
 
     name: str

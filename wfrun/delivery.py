@@ -16,7 +16,6 @@ The log file gets every byte regardless: it is written by the supervising thread
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import threading
 import time
@@ -187,7 +186,7 @@ class EventDelivery:
     def _deliver(self, event: Event) -> None:
         # Events are stamped by the thread that made them; a time never goes backwards here.
         if event.at < self._last_at:
-            event = dataclasses.replace(event, at=self._last_at)
+            event = event._replace(at=self._last_at)
         self._last_at = event.at
         for reporter in list(self._reporters):
             try:

@@ -27,11 +27,16 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from wfrun.model import Requirement, Step
 from wfrun.planner import Plan
 from wfrun.results import StepStatus
 from wfrun.waits import WaitKind, WaitReason
+
+# The default of a record's mapping field: shared by every record, so it must not change.
+_NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
 
 
 class Completion(enum.Enum):
@@ -47,14 +52,13 @@ class Completion(enum.Enum):
 _GOOD = (Completion.SUCCEEDED, Completion.ALLOWED_FAILURE)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Dependencies:
+class Dependencies(NamedTuple):
     """How a judged step's dependencies ended, the indirect ones too, as in GitHub Actions:
     `failure()` is true when any step before it failed, so a `notify` after `deploy` hears of
     a failed `build` that skipped `deploy`. `known` is how every step decided so far ended."""
 
     ended: Mapping[str, Completion]  # every dependency, direct or not
-    known: Mapping[str, Completion] = field(default_factory=dict)
+    known: Mapping[str, Completion] = _NO_ENTRIES
 
     def success(self) -> bool:
         return all(how in _GOOD for how in self.ended.values())
@@ -71,8 +75,7 @@ class Dependencies:
 Judge = Callable[[Step, Dependencies], bool]
 
 
-@dataclass(slots=True, eq=False)
-class _ConditionUse:
+class _ConditionUse(NamedTuple):
     """What a step's `if:` asks of the dispatcher."""
 
     waits: bool  # calls a status function: judged only once every dependency ended
@@ -93,8 +96,7 @@ def _condition_use(step: Step) -> _ConditionUse:
     return _ConditionUse(bool(status), bool(status - {Function.SUCCESS}))
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Skip:
+class Skip(NamedTuple):
     """A step that will never start, with its final status and the reason."""
 
     step_id: str

@@ -9,8 +9,7 @@ display, however slow, can hold up a step's end, a timeout or Ctrl-C.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from wfrun.results import AttemptResult, RunResult, StepResult
 from wfrun.waits import WaitKind, WaitReason
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
     from wfrun.planner import Plan
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunStarted:
+class RunStarted(NamedTuple):
     """The run begins: the workflow, its plan, and where its logs and report go."""
 
     workflow: Workflow
@@ -31,16 +29,14 @@ class RunStarted:
     at: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepReady:
+class StepReady(NamedTuple):
     """All dependencies are done; the step may start as soon as the limits allow."""
 
     step_id: str
     at: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepWaiting:
+class StepWaiting(NamedTuple):
     """A ready step cannot start now.
 
     Sent when a step starts to wait, and when the reason of its class changes: then once, for
@@ -54,8 +50,7 @@ class StepWaiting:
     at: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepStarted:
+class StepStarted(NamedTuple):
     """A step's process (or attempt) started, holding `resources` from its pools."""
 
     step_id: str
@@ -66,8 +61,7 @@ class StepStarted:
     attempt: int = 1  # 2 and up for a retry (of `step.max_attempts`)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepRetrying:
+class StepRetrying(NamedTuple):
     """An attempt of a step failed and it will be tried again: it holds no pool units and no
     cap slot until its next attempt, `attempt` of `max_attempts`, is due `delay` seconds on."""
 
@@ -90,8 +84,7 @@ class StepRetrying:
         )
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepOutput:
+class StepOutput(NamedTuple):
     """Complete lines a running step printed (stdout and stderr combined), in one chunk.
 
     Output is coalesced for displays: a chunk holds the lines printed since the last one, at most
@@ -105,8 +98,7 @@ class StepOutput:
     dropped: int = 0
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepFinished:
+class StepFinished(NamedTuple):
     """A step reached its final status (including skipped and cancelled steps that never ran)."""
 
     step_id: str
@@ -114,8 +106,7 @@ class StepFinished:
     at: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunStopping:
+class RunStopping(NamedTuple):
     """The run was told to stop (Ctrl-C, SIGTERM, SIGHUP, its deadline): nothing new starts, and
     the running steps get SIGTERM, then SIGKILL after `grace_period` (at once when `forced`)."""
 
@@ -126,13 +117,12 @@ class RunStopping:
     at: float
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunFinished:
+class RunFinished(NamedTuple):
     """The run is over: its result, and notes for the user (a journal that broke, say)."""
 
     result: RunResult
     at: float
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 Event = (

@@ -25,9 +25,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.errors import WfrunError
 from wfrun.model import AgentConfig, Step, Workflow
@@ -286,8 +285,7 @@ def _line(entry: Mapping[str, Any]) -> str:
 # ---- reading -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class JournalEntry:
+class JournalEntry(NamedTuple):
     """A step as an earlier run's journal recorded it."""
 
     step_id: str
@@ -296,8 +294,7 @@ class JournalEntry:
     outputs: Mapping[str, str]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Journal:
+class Journal(NamedTuple):
     """An earlier run's journal: the steps it recorded, by id."""
 
     run_id: str
@@ -429,8 +426,7 @@ def find_journal(log_dir: Path, workflow_file: Path, run_id: str | None = None) 
 # ---- deciding what to reuse --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ResumeDecision:
+class ResumeDecision(NamedTuple):
     """Whether a step is reused from the earlier run, and if not, why it runs."""
 
     step_id: str
@@ -438,8 +434,7 @@ class ResumeDecision:
     why: str  # "succeeded, unchanged", "failed", "changed", "never ran", "dependency 'x' runs"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Resume:
+class Resume(NamedTuple):
     """What `--resume` takes from an earlier run."""
 
     run_id: str

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.checks import (
     DeclaredAgent,
@@ -55,8 +54,7 @@ from wfrun.yaml_source import Problem, gc_paused, parse, read_text
 # ---- public API ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class AgentsFile:
+class AgentsFile(NamedTuple):
     """A parsed `--agents` file: its agents, and the problems found in it."""
 
     source: Source | None

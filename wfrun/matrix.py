@@ -9,8 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.model import MatrixValue
 
@@ -21,8 +20,7 @@ EXCLUDE = "exclude"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Expansion:
+class Expansion(NamedTuple):
     """The instances of one matrix step, or why there are none."""
 
     combinations: tuple[Mapping[str, MatrixValue], ...] = ()

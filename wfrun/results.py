@@ -9,10 +9,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from wfrun.bottleneck import Bottleneck
 from wfrun.waits import WaitKind, WaitReason
+
+# The default of a record's mapping field: shared by every record, so it must not change.
+_NO_ENTRIES: Mapping[str, Any] = MappingProxyType({})
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -34,8 +38,7 @@ class RunStatus(enum.Enum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepOutcome:
+class StepOutcome(NamedTuple):
     """What an executor returns for one step that it started. A failure is a value, not an error."""
 
     status: StepStatus
@@ -47,7 +50,7 @@ class StepOutcome:
     command: str | None = None  # what was run, for failure digests
     where: str | None = None  # where it ran, when not on this machine
     log_error: str | None = None  # why its log is missing or incomplete
-    outputs: Mapping[str, str] = field(default_factory=dict)  # what it wrote to WFRUN_OUTPUT
+    outputs: Mapping[str, str] = _NO_ENTRIES  # what it wrote to WFRUN_OUTPUT
     # The command could not be started, or a referenced output was unset: never retried
     # (`wfrun.retry.FailureKind.NOT_STARTABLE`).
     not_startable: bool = False
@@ -61,8 +64,7 @@ def ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class AttemptResult:
+class AttemptResult(NamedTuple):
     """One attempt of a step that ran (SPEC §11.1). Times are seconds from the run's start."""
 
     status: StepStatus
@@ -179,8 +181,7 @@ class StepResult:
         return d
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class PoolStats:
+class PoolStats(NamedTuple):
     """How a resource pool was used during a run (the report's `parallelStats.resources`)."""
 
     capacity: int
@@ -201,8 +202,7 @@ class PoolStats:
         }
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ParallelStats:
+class ParallelStats(NamedTuple):
     """Measured statistics of a run: groups, peak concurrency, pools, critical path, speedup."""
 
     total_groups: int

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -415,8 +415,7 @@ class Scheduler:
         masker = self._masker
         if masker is None:
             return outcome
-        return replace(
-            outcome,
+        return outcome._replace(
             reason=masker.maybe(outcome.reason),
             command=masker.maybe(outcome.command),
             output_tail=masker.text(outcome.output_tail),
@@ -690,7 +689,7 @@ _STATUS_OF = {
 
 
 def _with_status(outcome: StepOutcome, status: StepStatus, reason: str | None) -> StepOutcome:
-    return replace(outcome, status=status, reason=reason or outcome.reason)
+    return outcome._replace(status=status, reason=reason or outcome.reason)
 
 
 def _first_failure(results: Mapping[str, StepResult]) -> str | None:

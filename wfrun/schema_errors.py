@@ -13,8 +13,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from wfrun.checks import JsonPath, Source
 from wfrun.compiled_schemas import agents_file_valid, workflow_valid
@@ -333,8 +332,7 @@ def _nested_hint(key: str, schema: Mapping[str, Any]) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _SchemaFacts:
+class _SchemaFacts(NamedTuple):
     """What the messages need to know about the schema, read from it rather than repeated."""
 
     duration_pattern: str

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class WaitKind(enum.Enum):
@@ -15,8 +15,7 @@ class WaitKind(enum.Enum):
     RETRY = "retry"  # an attempt failed; the next one starts after a delay (holding nothing)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class WaitReason:
+class WaitReason(NamedTuple):
     """Why a step that could otherwise start does not start yet."""
 
     kind: WaitKind

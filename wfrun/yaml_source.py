@@ -15,9 +15,8 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -79,8 +78,7 @@ def gc_paused() -> Iterator[None]:
 # ---- YAML nodes -> plain values with positions -----------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Problem:
+class Problem(NamedTuple):
     """A diagnostic and the path it is about: the semantic checks skip what the schema rejected.
     YAML-level problems (duplicate keys, tags) have no path: they break nothing downstream."""
 

@@ -6,7 +6,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,7 @@ def agent_outcome(result: StepRun, context: StepContext, call: AgentCall) -> Ste
     if context.masker and outputs:
         outputs = {"result": context.masker.text(outputs["result"])}
         reply = context.masker.text(reply) if isinstance(reply, str) else reply
-    return replace(outcome_of(result, status, reason, call.command, reply), outputs=outputs)
+    return outcome_of(result, status, reason, call.command, reply)._replace(outputs=outputs)
 
 
 def reply_text(reply: Any) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wfrun.masking import Masker
 from wfrun.model import Step, Workflow
@@ -63,8 +62,7 @@ class CancelToken:
         return unregister
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepContext:
+class StepContext(NamedTuple):
     """Everything an executor needs for one step; what varies is passed in, never read globally."""
 
     run_id: str

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import distributed
@@ -154,7 +154,7 @@ class DaskProcessRunner:
         try:
             ticket.put(TICKET)
             # The working directory as this side resolves it: the worker's own is elsewhere.
-            shipped = replace(spec, cwd=spec.cwd.absolute())
+            shipped = spec._replace(cwd=spec.cwd.absolute())
             future = client.submit(
                 run_on_worker, shipped, channels, key=channels.key, pure=False, retries=0
             )
@@ -303,7 +303,7 @@ class _Follower:
             self._file += message[1]
         elif kind == END:
             result: ProcessResult = pickle.loads(message[1])
-            return replace(result, where=self._where, failure=self._deliver_file(result))
+            return result._replace(where=self._where, failure=self._deliver_file(result))
         elif kind == REFUSED:
             if self._claimed.is_set():  # refused for want of the ticket this side took back
                 return ProcessResult(cancelled=True)
@@ -503,12 +503,12 @@ def _run_with_output_file(
     os.close(fd)
     try:
         env = {**spec.env, OUTPUT_VARIABLE: path}
-        result = _worker_runner().run(replace(spec, env=env), token, courier)
+        result = _worker_runner().run(spec._replace(env=env), token, courier)
         try:
             reader = open_outputs_file(path, shown=spec.env[OUTPUT_VARIABLE])
         except OutputError as exc:
             # Judged as it is here: a step that ended well fails, saying what it did to the file.
-            return replace(result, failure=str(exc)) if result.returncode == 0 else result
+            return result._replace(failure=str(exc)) if result.returncode == 0 else result
         if reader is None:
             return result
         with os.fdopen(reader, "rb") as file:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from wfrun.executors.base import StepContext
@@ -63,12 +62,12 @@ def with_outputs(
         outputs = read_outputs(output_file)
     except OutputError as error:
         reason = f"{error}" if context.masker is None else context.masker.text(str(error))
-        return replace(outcome, status=StepStatus.FAILED, reason=reason)
+        return outcome._replace(status=StepStatus.FAILED, reason=reason)
     if not outputs:
         return outcome
     if context.masker:
         outputs = {name: context.masker.text(value) for name, value in outputs.items()}
-    return replace(outcome, outputs={**outputs, **outcome.outputs})
+    return outcome._replace(outputs={**outputs, **outcome.outputs})
 
 
 def _mask_file(path: Path, masker: Masker) -> None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 import enum
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wfrun.durations import format_duration
 from wfrun.executors.base import DEFAULT_GRACE_PERIOD, CancelToken
@@ -29,8 +28,7 @@ STDOUT = 1
 STDERR = 2
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ProcessSpec:
+class ProcessSpec(NamedTuple):
     """What to run and how. Plain data, so it can be shipped to another machine.
 
     Without `capture_stdout`, stdout and stderr share one pipe and arrive as STDOUT, in the order
@@ -53,16 +51,14 @@ class StartErrorKind(enum.Enum):
     OTHER = "other"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StartError:
+class StartError(NamedTuple):
     """Why the process could not be started, with a reason fit for the user."""
 
     kind: StartErrorKind
     reason: str
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ProcessResult:
+class ProcessResult(NamedTuple):
     """How a process ended. `returncode` is None when it never started."""
 
     returncode: int | None = None

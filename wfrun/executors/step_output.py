@@ -11,9 +11,8 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.process import (
@@ -193,8 +192,7 @@ class StepOutputSink:
             self._tail_size -= len(self._tail.popleft())
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepRun:
+class StepRun(NamedTuple):
     """A step's process after it ended: how it ended, and what the submitting side kept."""
 
     process: ProcessResult

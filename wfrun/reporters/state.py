@@ -324,20 +324,19 @@ class RunState:
     def _live_numbers(self, step_id: str, reason: WaitReason) -> WaitReason:
         if reason.kind is WaitKind.POOL and reason.pool is not None:
             declared = self.workflow.parallel.resources if self.workflow else {}
-            return replace(
-                reason,
+            return reason._replace(
                 in_use=self._pool_in_use.get(reason.pool, reason.in_use),
                 capacity=declared.get(reason.pool, reason.capacity),
                 held_by=tuple(self._pool_holders.get(reason.pool, {})),
             )
         if reason.kind is WaitKind.GLOBAL_CAP and self.plan is not None:
-            return replace(reason, in_use=len(self._running), capacity=self.plan.max_concurrency)
+            return reason._replace(in_use=len(self._running), capacity=self.plan.max_concurrency)
         if reason.kind is WaitKind.RUNS_ALONE:
-            return replace(reason, in_use=len(self._running))
+            return reason._replace(in_use=len(self._running))
         if reason.kind is WaitKind.DEPENDENCY:
-            return replace(reason, held_by=self.unfinished_dependencies(step_id))
+            return reason._replace(held_by=self.unfinished_dependencies(step_id))
         if reason.kind is WaitKind.RETRY:  # a countdown
-            return replace(reason, delay=max(0.0, reason.due - self.elapsed()))
+            return reason._replace(delay=max(0.0, reason.due - self.elapsed()))
         return reason
 
 
