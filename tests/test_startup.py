@@ -110,7 +110,7 @@ def test_a_quiet_run_of_scripts_imports_only_what_it_uses(tmp_path: Path) -> Non
 # dataclass or a NamedTuple), whether it has a docstring of its own, and, for a dataclass, the
 # comparison and immutability methods it generated.
 _RECORDS_OF_A_RUN = """
-import dataclasses, inspect, sys
+import dataclasses, inspect, sys, typing
 from wfrun.__main__ import main
 try:
     main()
@@ -123,9 +123,12 @@ for module in [m for name, m in sorted(sys.modules.items()) if name.startswith("
         generated = (cls.__doc__ or "").startswith(cls.__name__ + "(")  # not written by us
         if dataclasses.is_dataclass(cls):
             params = cls.__dataclass_params__
-            print(module.__name__, cls.__name__, "dataclass", not generated, params.eq, params.frozen)
+            made = (params.eq, params.frozen)
+            print(module.__name__, cls.__name__, "dataclass", not generated, *made)
         elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
-            print(module.__name__, cls.__name__, "namedtuple", not generated, True, True)
+            hints = cls.__annotations__.values()
+            quoted = sum(isinstance(t, (str, typing.ForwardRef)) for t in hints)
+            print(module.__name__, cls.__name__, "namedtuple", not generated, True, quoted)
 """
 
 
@@ -133,7 +136,7 @@ def test_the_records_a_run_creates_cost_only_what_they_need(tmp_path: Path) -> N
     """Python 3.11 compiles each method a dataclass generates with exec (~0.15 ms each; a frozen
     one has five), and builds a missing docstring from inspect.signature. So the immutable
     records a run makes (events, outcomes, journal entries, process specs) are NamedTuples,
-    whose class is made without compiling anything; dataclasses are left for the model (compared
+    whose class is made without compiling its methods; dataclasses are left for the model (compared
     by value) and the records that change as a run goes on."""
     path = tmp_path / "one.yaml"
     path.write_text(VALID)
@@ -158,6 +161,12 @@ def test_the_records_a_run_creates_cost_only_what_they_need(tmp_path: Path) -> N
     )
     events = [name for name in classes if name.startswith("wfrun.events.")]
     assert events and all(classes[name][0] == "namedtuple" for name in events)
+    # A NamedTuple compiles each annotation written as a string (a ForwardRef), as every
+    # annotation is under `from __future__ import annotations`: the modules that define them do
+    # without it, and quote only the names they cannot import.
+    tuples = [name for name, (kind, *_) in classes.items() if kind == "namedtuple"]
+    quoted = {name: int(classes[name][3]) for name in tuples if classes[name][3] != "0"}
+    assert sum(quoted.values()) <= 5, quoted  # RunStarted, _SchemaFacts (jsonschema types)
 
 
 def test_junit_still_works_where_it_is_asked_for(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ reason the dispatcher recorded) counts for that reason; overlapping waits for on
 once, so the figure is the time the run's end was held back by it, not a sum of steps' waits.
 """
 
-from __future__ import annotations
-
 import bisect
 import enum
 from collections.abc import Mapping, Sequence

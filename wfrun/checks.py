@@ -5,8 +5,6 @@ schema found sound, so that one mistake gives one message. Each check returns di
 raises.
 """
 
-from __future__ import annotations
-
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -49,7 +47,7 @@ class Source(NamedTuple):
         kind: str = "workflow",
         locate_value: Callable[[JsonPath], Position] | None = None,
         locate_inside: Callable[[JsonPath, int], Position] | None = None,
-    ) -> Source:
+    ) -> "Source":
         paths = frozenset(broken)
         prefixes = frozenset(path[:k] for path in paths for k in range(len(path) + 1))
         return cls(file, data, locate, kind, paths, prefixes, locate_value, locate_inside)

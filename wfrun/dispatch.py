@@ -19,8 +19,6 @@ even after a failure stopped the run (cleanup, notification). Judging is the cal
 dispatcher knows how dependencies ended, not what they output.
 """
 
-from __future__ import annotations
-
 import enum
 import heapq
 import math

@@ -6,8 +6,6 @@ in order: not the scheduler's loop, but a delivery thread of its own (`wfrun.del
 display, however slow, can hold up a step's end, a timeout or Ctrl-C.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -22,8 +20,8 @@ if TYPE_CHECKING:
 class RunStarted(NamedTuple):
     """The run begins: the workflow, its plan, and where its logs and report go."""
 
-    workflow: Workflow
-    plan: Plan
+    workflow: "Workflow"
+    plan: "Plan"
     run_id: str
     run_dir: str | None
     at: float = 0.0

@@ -7,8 +7,6 @@ found in one pass is collected, and `load_workflow` raises a single `WorkflowErr
 of them, each pointing at the offending key as FILE:LINE:COL.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Mapping
 from pathlib import Path

@@ -4,8 +4,6 @@ Pure functions over the plain data of the file, shared by the checks (which repo
 sizes with positions) and the loader (which builds one step per combination).
 """
 
-from __future__ import annotations
-
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence

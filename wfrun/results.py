@@ -4,8 +4,6 @@ Times inside the core are seconds (floats, offsets from the run's start); the re
 to whole milliseconds because that is the JSON format's convention.
 """
 
-from __future__ import annotations
-
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field

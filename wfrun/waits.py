@@ -1,7 +1,5 @@
 """Why a ready step does not start yet: decided by the dispatcher, shown by every view."""
 
-from __future__ import annotations
-
 import enum
 from typing import NamedTuple
 

@@ -6,8 +6,6 @@ workflow cannot have (duplicate keys, non-string keys, custom tags, recursive al
 the tree to tell where a path is written. It is the only module that imports PyYAML.
 """
 
-from __future__ import annotations
-
 import functools
 import gc
 import math
@@ -105,7 +103,7 @@ _NUL_MESSAGE = "a NUL character (\\0) cannot be passed to a program or its envir
 
 def parse(
     text: str, file: str, empty_message: Callable[[], str]
-) -> tuple[Any, list[Problem], Tree]:
+) -> tuple[Any, list[Problem], "Tree"]:
     """The plain data of `text` (None when it has none), its problems and its node tree."""
     try:
         root = yaml.compose(text, Loader=_YAML_LOADER)

@@ -1,7 +1,5 @@
 """The executor protocol and what the scheduler hands an executor for one step."""
 
-from __future__ import annotations
-
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path

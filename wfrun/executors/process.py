@@ -12,8 +12,6 @@ given a runner and never know which one they have. A runner that can also `start
 and call back when it ends (`StartingRunner`) lets the scheduler run steps without a thread each.
 """
 
-from __future__ import annotations
-
 import enum
 import signal
 from collections.abc import Callable, Mapping, Sequence

@@ -6,8 +6,6 @@ lines go to `on_output`, which must be cheap and bounded itself (the scheduler h
 per-step buffer that keeps the newest lines and counts the rest).
 """
 
-from __future__ import annotations
-
 import collections
 import os
 from collections.abc import Callable
