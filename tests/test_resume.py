@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import cli_env, wfrun
 from test_retries import attempt_step, report_errors, runs
 
@@ -228,12 +229,16 @@ def test_a_resume_killed_as_its_first_step_starts_has_journaled_what_it_reused(
 
 
 def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
     now = [0.0]
     workflow = load_workflow_text(
         "steps:\n  - {id: a, config: {command: 'true'}}\n"
         "  - {id: b, config: {command: 'true'}, dependsOn: [a]}\n"
+        "  - {id: c, config: {command: 'true'}, dependsOn: [b]}\n"
     )
     writer = JournalWriter(tmp_path, "r1", workflow, clock=lambda: now[0])
     assert writer.error is None
@@ -257,8 +262,11 @@ def test_journal_lines_are_written_in_batches_and_fsynced_within_a_second(
     now[0] = 1.0
     writer.flush()
     assert writer.due() is None  # written and fsync'd
+    assert len(synced) == 1  # one fsync for the header, a and b
+    writer.record(StepResult("c", StepStatus.SUCCEEDED, parallel_group=2, start_time=1.0))
     writer.close()
-    assert writer.error is None and len(journal_lines(tmp_path)) == 3
+    assert writer.error is None and len(journal_lines(tmp_path)) == 4
+    assert len(synced) == 1  # the run's last lines are written, not fsync'd, like the report
 
 
 def test_a_changed_step_reruns_with_its_dependents(

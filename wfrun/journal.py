@@ -4,19 +4,19 @@ Every run appends one JSON line per finished step to `<run-dir>/journal.jsonl`, 
 the order the steps ended (O_APPEND), a batch per `write`: before a step starts whose dependency
 is not written yet, else about 50 ms after the step ended. A run killed with `kill -9` leaves a
 journal whose every complete line is true and that holds every step's dependencies if the step
-started; the steps of its last 50 ms may be missing, and `--resume` runs them again. Lines are
-fsync'd within a second and at the end of the run, not before every start: on a machine where
+started; the steps of its last 50 ms may be missing, and `--resume` runs them again. While the
+run goes on, lines are fsync'd within a second, not before every start: on a machine where
 system calls are dear a write and an fsync per step cost more than a short step, and an fsync
 covers only a crash of the operating system, after which a lost line makes `--resume` run that
-step again, never reuse one wrongly. The first line names the run and its workflow file, which
-is how `--resume` finds the newest run of the same file.
+step again, never reuse one wrongly. At the end the last lines are written but not fsync'd, as
+the report is not (`report_files`): the operating system writes them back within seconds, and
+a flush made every run wait for the disk (about 4 ms of a one-step run here). The first line
+names the run and its workflow file, which is how `--resume` finds the newest run of the same file.
 
 A resumed run reuses a step that succeeded in the earlier run when its fingerprint (a hash of
 its definition after expansion, its agent, the workflow's env and vars) is unchanged and every
 step it depends on is reused too; everything else runs.
 """
-
-from __future__ import annotations
 
 import contextlib
 import dataclasses
@@ -144,7 +144,7 @@ class JournalWriter:
     `record` encodes a finished step's line. Lines are written in the order recorded, whole, in
     one `write` per batch: by `flush` once the oldest is `WRITE_EVERY` old, by `flush(force=
     True)` (the scheduler's, before it starts a step whose dependency is not written yet), and
-    by `close`. A written line is fsync'd once it is `SYNC_EVERY` old, and at `close`. `due`
+    by `close`. A written line is fsync'd once it is `SYNC_EVERY` old while the run goes on. `due`
     says how long the scheduler may wait before calling `flush`.
     """
 
@@ -244,8 +244,7 @@ class JournalWriter:
         return max(0.0, min(times) - self._clock()) if times else None
 
     def close(self) -> None:
-        self.flush(force=True)
-        self._sync()
+        self.flush(force=True)  # written, not fsync'd: see the module's docstring
         self._drop()
 
     def _sync(self) -> None:
