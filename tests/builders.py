@@ -6,7 +6,6 @@ Imported as a plain module (`from builders import step, plan_of`); pytest puts t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from wfrun.events import Event, RunStarted, StepFinished
@@ -67,7 +66,7 @@ def workflow(
     """A workflow of `steps`, numbered in the order given, with pool capacities and a global cap."""
     return Workflow(
         name=name,
-        steps=tuple(replace(s, index=i) for i, s in enumerate(steps)),
+        steps=tuple(s._replace(index=i) for i, s in enumerate(steps)),
         parallel=ParallelConfig(default_max_concurrency=cap, resources=frozen_map(pools)),
     )
 

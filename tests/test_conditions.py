@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from builders import step, workflow
 
 from wfrun.dispatch import Completion, Dependencies, Dispatcher
@@ -16,7 +14,7 @@ from wfrun.templates import parse_condition
 
 
 def when(base: Step, condition: str) -> Step:
-    return replace(base, condition=condition)
+    return base._replace(condition=condition)
 
 
 def judge_by_status(judged: list[str]) -> object:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from dataclasses import replace
 
 from builders import plan_of, step
 from rich.console import Console
@@ -84,14 +83,14 @@ def test_mermaid_has_a_subgraph_per_group_and_the_edges() -> None:
 
 
 def test_mermaid_labels_are_quoted_and_keywords_are_not_node_ids() -> None:
-    named = replace(step("graph", ("end",)), name='Say "hi" <b>#1</b>')
+    named = step("graph", ("end",))._replace(name='Say "hi" <b>#1</b>')
     text = plan_mermaid(plan_of(step("end"), named, name="CI", pools=POOLS))
     assert '    s0["end"]' in text and "  s0 --> s1" in text
     assert '    s1["graph: Say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt;"]' in text
 
 
 def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
-    named = replace(step("b", ("a-1",)), name='Say "hi"')
+    named = step("b", ("a-1",))._replace(name='Say "hi"')
     text = plan_dot(plan_of(step("a-1"), named, name='my "wf" \\ x', pools=POOLS))
     assert '    "b" [label="b: Say \\"hi\\""];' in text
     assert text.startswith('digraph "my \\"wf\\" \\\\ x" {')
@@ -102,7 +101,7 @@ def test_dot_has_a_cluster_per_group_and_quotes_everything() -> None:
 
 def test_terminal_escapes_in_names_are_shown_not_obeyed() -> None:
     hostile = "evil\x1b]0;pwned\x07"
-    plan = plan_of(replace(step("a"), name=hostile), name=hostile)
+    plan = plan_of(step("a")._replace(name=hostile), name=hostile)
     out = render(plan)
     assert "\x1b" not in out and "\x07" not in out
     assert out.startswith("evil\\x1b]0;pwned\\x07 · 1 step")

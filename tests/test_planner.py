@@ -48,10 +48,9 @@ def test_critical_path_by_previous_durations() -> None:
 def test_mode_and_cap(
     file_enabled: bool, option: bool | None, jobs: int | None, expected: tuple[bool, int]
 ) -> None:
-    from dataclasses import replace
 
     wf = workflow(step("a"), cap=6)
-    wf = replace(wf, parallel=replace(wf.parallel, enabled=file_enabled))
+    wf = wf._replace(parallel=wf.parallel._replace(enabled=file_enabled))
     plan = make_plan(wf, parallel=option, max_concurrency=jobs)
     assert (plan.parallel, plan.max_concurrency) == expected
 

@@ -8,7 +8,6 @@ import random
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,7 @@ def test_listed_exit_codes_leave_signals_to_failed() -> None:
     policy = RetryPolicy(max_attempts=2, exit_codes=frozenset({75}))
     killed = StepOutcome(StepStatus.FAILED, exit_code=None, signal=9)
     assert should_retry(policy, killed, 1)
-    assert not should_retry(replace(policy, kinds=frozenset()), killed, 1)
+    assert not should_retry(policy._replace(kinds=frozenset()), killed, 1)
 
 
 def test_a_retry_block_without_values_takes_the_defaults() -> None:

@@ -438,7 +438,7 @@ def test_at_80_columns_the_header_keeps_name_elapsed_and_failures() -> None:
             3.0,  # type: ignore[arg-type]
         )
     )
-    state.workflow = replace(state.workflow, name="Monorepo CI for every package")  # type: ignore[arg-type]
+    state.workflow = state.workflow._replace(name="Monorepo CI for every package")  # type: ignore[union-attr]
     for width in (80, 60):
         header = render(live_view(state, height=10), width=width).splitlines()[0]
         assert header.startswith("Monorepo CI for every package 4.0s 17/1000 done · 1 failed")

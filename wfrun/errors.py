@@ -1,12 +1,9 @@
 """Errors raised before anything runs. A failed *step* is a value (see results.py), not an error."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """One problem in a workflow file, pointing at the offending key (1-based line and column)."""
 
     file: str

@@ -19,7 +19,6 @@ step it depends on is reused too; everything else runs.
 """
 
 import contextlib
-import dataclasses
 import enum
 import json
 import os
@@ -47,7 +46,9 @@ class ResumeError(WfrunError):
 # ---- fingerprints ------------------------------------------------------------------------------
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}  # a model class -> the fields that are fingerprinted
+_FIELDS: dict[
+    type, tuple[str, ...]
+] = {}  # a model class (a NamedTuple) -> its fingerprinted fields
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -57,10 +58,8 @@ def _plain(value: Any) -> Any:
     if kind in _SCALARS:
         return value
     names = _FIELDS.get(kind)
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELDS[kind] = tuple(
-            f.name for f in dataclasses.fields(value) if f.name not in _NOT_FINGERPRINTED
-        )
+    if names is None and isinstance(value, tuple) and hasattr(kind, "_fields"):  # the model's
+        names = _FIELDS[kind] = tuple(f for f in kind._fields if f not in _NOT_FINGERPRINTED)
     if names is not None:
         return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, enum.Enum):

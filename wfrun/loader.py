@@ -244,7 +244,6 @@ def _build_workflow(
 def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]:
     """Each matrix step becomes one step per combination (SPEC §10.5), in place; `dependsOn` a
     matrix step means all of its instances."""
-    from dataclasses import replace
 
     out: list[Step] = []
     instances: dict[str, list[str]] = {}
@@ -265,18 +264,17 @@ def _expanded(steps: list[Step], data: list[dict[str, Any]]) -> tuple[Step, ...]
             )
             new_id = instance_id(step.id, combination)
             instances.setdefault(step.id, []).append(new_id)
-            out.append(replace(step, id=new_id, name=name, base_id=step.id, matrix=values))
+            out.append(step._replace(id=new_id, name=name, base_id=step.id, matrix=values))
     if instances:
         out = [
-            replace(
-                step,
+            step._replace(
                 depends_on=tuple(
                     dict.fromkeys(i for dep in step.depends_on for i in instances.get(dep, [dep]))
                 ),
             )
             for step in out
         ]
-    return tuple(replace(step, index=i) if step.index != i else step for i, step in enumerate(out))
+    return tuple(step._replace(index=i) if step.index != i else step for i, step in enumerate(out))
 
 
 def _build_parallel(data: dict[str, Any]) -> ParallelConfig:

@@ -1,14 +1,11 @@
 """The workflow as the user declared it: frozen, typed, and free of run-time state."""
 
-from __future__ import annotations
-
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.retry import RetryPolicy
 
@@ -26,6 +23,10 @@ MatrixValue = str | int | float | bool
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only mapping, so the frozen model cannot be changed through its dict fields."""
     return MappingProxyType(dict(items or {}))
+
+
+# The default of the model's mapping fields: one read-only empty mapping, shared.
+_EMPTY: Mapping[str, Any] = frozen_map()
 
 
 class StepType(enum.Enum):
@@ -46,23 +47,21 @@ class OutputFormat(enum.Enum):
     JSON = "json"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """1-based line and column of a node in the workflow file."""
 
     line: int
     col: int
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptConfig:
+class ScriptConfig(NamedTuple):
     """`type: script`: a process, run from an argument list unless `shell` is set."""
 
     command: str
     args: tuple[str, ...] = ()
     shell: bool = False
     working_directory: str | None = None  # relative to the workflow file's directory
-    env: Mapping[str, str] = field(default_factory=frozen_map)
+    env: Mapping[str, str] = _EMPTY
     timeout: float | None = None  # seconds
 
     def argv(self) -> list[str]:
@@ -80,20 +79,18 @@ class ScriptConfig:
         return shlex.join([self.command, *self.args])
 
 
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentConfig(NamedTuple):
     """`type: agent`: a prompt sent to a declared agent program."""
 
     agent: str
     prompt: str
-    parameters: Mapping[str, str] = field(default_factory=frozen_map)
+    parameters: Mapping[str, str] = _EMPTY
     working_directory: str | None = None
-    env: Mapping[str, str] = field(default_factory=frozen_map)
+    env: Mapping[str, str] = _EMPTY
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
+class Agent(NamedTuple):
     """An entry of the `agents:` section: a non-interactive program that answers a prompt."""
 
     name: str
@@ -101,8 +98,8 @@ class Agent:
     prompt: PromptMode = PromptMode.STDIN
     output: OutputFormat = OutputFormat.TEXT
     result: str | None = None  # dotted key of the reply when output is json
-    parameters: Mapping[str, str] = field(default_factory=frozen_map)
-    env: Mapping[str, str] = field(default_factory=frozen_map)
+    parameters: Mapping[str, str] = _EMPTY
+    env: Mapping[str, str] = _EMPTY
     timeout: float | None = None
     position: Position = Position(1, 1)
     # Set for an agent of an `--agents` file: that file's directory, against which the loader
@@ -110,13 +107,12 @@ class Agent:
     base_dir: Path | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StepParallel:
+class StepParallel(NamedTuple):
     """A step's `parallel:` block."""
 
     enabled: bool = True
     max_concurrency: int | None = None
-    resources: Mapping[str, int] = field(default_factory=frozen_map)  # pool -> units
+    resources: Mapping[str, int] = _EMPTY  # pool -> units
     isolate_errors: bool = True
 
     @property
@@ -133,8 +129,7 @@ class StepParallel:
         return (tuple(sorted(self.resources.items())), self.effective_max_concurrency)
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One entry of `steps:` (after matrix expansion: one instance), as the file declared it."""
 
     id: str
@@ -144,12 +139,14 @@ class Step:
     depends_on: tuple[str, ...] = ()
     parallel: StepParallel = StepParallel()
     continue_on_error: bool = False
-    index: int = 0  # position in the file, the tie-breaker that keeps runs deterministic
+    # Its position in the file, the tie-breaker that keeps runs deterministic. (It hides
+    # tuple.index, which no one calls on a step.)
+    index: int = 0  # type: ignore[assignment]
     position: Position = Position(1, 1)
     condition: str | None = None  # `if:` as written (SPEC §10.3); None behaves as success()
     # A matrix instance (SPEC §10.5): the id of the step it was expanded from, and its values.
     base_id: str | None = None
-    matrix: Mapping[str, MatrixValue] = field(default_factory=frozen_map)
+    matrix: Mapping[str, MatrixValue] = _EMPTY
     retry: RetryPolicy | None = None  # its own `retry:`, else the workflow's `defaults.retry`
     estimate: float | None = None  # seconds `plan --simulate` assumes without an earlier run
 
@@ -177,30 +174,28 @@ class Step:
         return any("${{" in text for text in self.config_texts())
 
 
-@dataclass(frozen=True, slots=True)
-class ParallelConfig:
+class ParallelConfig(NamedTuple):
     """The workflow's top-level `parallel:` block."""
 
     enabled: bool = True
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    resources: Mapping[str, int] = field(default_factory=frozen_map)  # pool -> capacity
+    resources: Mapping[str, int] = _EMPTY  # pool -> capacity
 
 
-@dataclass(frozen=True, slots=True)
-class Workflow:
+class Workflow(NamedTuple):
     """A loaded workflow file: its steps in file order and its top-level settings."""
 
     name: str
     steps: tuple[Step, ...]
     version: str | None = None
     description: str | None = None
-    env: Mapping[str, str] = field(default_factory=frozen_map)
+    env: Mapping[str, str] = _EMPTY
     timeout: float | None = None
-    metadata: Mapping[str, Any] = field(default_factory=frozen_map)
+    metadata: Mapping[str, Any] = _EMPTY
     parallel: ParallelConfig = ParallelConfig()
-    agents: Mapping[str, Agent] = field(default_factory=frozen_map)
+    agents: Mapping[str, Agent] = _EMPTY
     file: Path | None = None  # where it was loaded from; None when built in code
-    vars: Mapping[str, str] = field(default_factory=frozen_map)  # after `--set` (SPEC §10.6)
+    vars: Mapping[str, str] = _EMPTY  # after `--set` (SPEC §10.6)
     secrets: tuple[str, ...] = ()  # names of env variables whose values are masked (§10.7)
     base_dir: Path = Path(".")  # working directories are relative to this
 

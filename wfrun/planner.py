@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from wfrun.errors import Diagnostic, WorkflowError
 from wfrun.model import STEP_ID, Step, Workflow
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Plan:
+class Plan(NamedTuple):
     """A workflow planned for one run. Groups are for display and statistics, never barriers."""
 
     workflow: Workflow

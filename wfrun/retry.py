@@ -2,11 +2,8 @@
 how long it waits first. Pure: the scheduler holds the clock and the random source.
 """
 
-from __future__ import annotations
-
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import random
@@ -35,8 +32,7 @@ NEVER_RETRIED = frozenset({FailureKind.CANCELLED, FailureKind.NOT_STARTABLE})
 RETRY_ON_WORDS = (FailureKind.FAILED.value, FailureKind.TIMED_OUT.value)
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """A step's effective `retry:` (its own, or the workflow's `defaults.retry`)."""
 
     max_attempts: int = 1  # every attempt counts: 1 means no retry
@@ -44,7 +40,7 @@ class RetryPolicy:
     backoff: float = DEFAULT_BACKOFF  # each further delay is this many times the one before
     max_delay: float | None = None  # no delay is longer than this
     kinds: frozenset[FailureKind] = DEFAULT_ON
-    exit_codes: frozenset[int] = field(default_factory=frozenset)  # set: only these exits
+    exit_codes: frozenset[int] = frozenset()  # set: only these exits
 
     def retries(self, kind: FailureKind, exit_code: int | None) -> bool:
         """Whether a failure of this kind (and exit code) is worth another attempt."""
@@ -54,7 +50,7 @@ class RetryPolicy:
             return exit_code in self.exit_codes
         return kind in self.kinds and kind not in NEVER_RETRIED
 
-    def delay_before(self, attempt: int, rng: random.Random | None = None) -> float:
+    def delay_before(self, attempt: int, rng: "random.Random | None" = None) -> float:
         """Seconds to wait before attempt `attempt` (2 for the first retry), jitter included."""
         base = self.delay * self.backoff ** max(0, attempt - 2)
         if self.max_delay is not None:
@@ -66,7 +62,7 @@ class RetryPolicy:
         return base * (1.0 + JITTER * rng.random())
 
 
-def failure_kind(outcome: StepOutcome) -> FailureKind | None:
+def failure_kind(outcome: "StepOutcome") -> FailureKind | None:
     """How the attempt failed; None when it succeeded."""
     from wfrun.results import StepStatus  # not at import: validate needs no results
 
@@ -81,7 +77,7 @@ def failure_kind(outcome: StepOutcome) -> FailureKind | None:
     return FailureKind.CANCELLED
 
 
-def should_retry(policy: RetryPolicy | None, outcome: StepOutcome, attempt: int) -> bool:
+def should_retry(policy: RetryPolicy | None, outcome: "StepOutcome", attempt: int) -> bool:
     """Whether attempt `attempt` (1-based), which ended with `outcome`, gets another one."""
     if policy is None or attempt >= policy.max_attempts:
         return False

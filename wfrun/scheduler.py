@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from wfrun.delivery import EventDelivery
 from wfrun.dispatch import Completion, Dependencies, Dispatcher, Skip
@@ -75,8 +75,7 @@ FAILED_STATUSES = (StepStatus.FAILED, StepStatus.TIMED_OUT)
 _UNKNOWN = "?"  # _Done.log when the thread that posted it did not look for the log
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RunSettings:
+class RunSettings(NamedTuple):
     """What the scheduler needs besides the plan; everything that varies is passed in."""
 
     run_id: str

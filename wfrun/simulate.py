@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from wfrun.bottleneck import Bottleneck, Span, find_bottleneck
 from wfrun.dispatch import Completion, Dispatcher
@@ -188,11 +188,11 @@ def advise(simulation: Simulation) -> Advice:
             cap = change.after
         else:
             resources = {**workflow.parallel.resources, change.pool: change.after}
-            changed_workflow = replace(
-                workflow, parallel=replace(workflow.parallel, resources=resources)
+            changed_workflow = workflow._replace(
+                parallel=workflow.parallel._replace(resources=resources)
             )
         # The graph, the priorities and the steps are the same: only the limits change.
-        what_if = replace(base, workflow=changed_workflow, max_concurrency=cap)
+        what_if = base._replace(workflow=changed_workflow, max_concurrency=cap)
         makespan = _makespan(what_if, simulation.durations)
         tried.append((change, makespan))
     shortest = min((makespan for _, makespan in tried), default=None)

@@ -8,7 +8,7 @@ A value replaces its reference inside the string, so an argument stays one argum
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from wfrun.expressions import (
     ExpressionError,
@@ -69,22 +69,20 @@ def resolve(step: Step, values: Mapping[str, Value]) -> Step:
     output it reads was not set; ExpressionError when an expression cannot be evaluated."""
     config = step.config
     if isinstance(config, ScriptConfig):
-        resolved: ScriptConfig | AgentConfig = replace(
-            config,
+        resolved: ScriptConfig | AgentConfig = config._replace(
             command=_text(config.command, values),
             args=tuple(_text(arg, values) for arg in config.args),
             working_directory=_maybe(config.working_directory, values),
             env=_mapping(config.env, values),
         )
     else:
-        resolved = replace(
-            config,
+        resolved = config._replace(
             prompt=_text(config.prompt, values),
             parameters=_mapping(config.parameters, values),
             working_directory=_maybe(config.working_directory, values),
             env=_mapping(config.env, values),
         )
-    return replace(step, config=resolved) if resolved != config else step
+    return step._replace(config=resolved) if resolved != config else step
 
 
 def _text(text: str, values: Mapping[str, Value]) -> str:

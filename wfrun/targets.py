@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from wfrun.errors import WfrunError
 from wfrun.model import Step, Workflow
@@ -47,4 +46,4 @@ def select_targets(workflow: Workflow, targets: Sequence[str]) -> Workflow:
             continue
         wanted.add(step.id)
         work.extend(by_id[dep] for dep in step.depends_on if dep in by_id)
-    return replace(workflow, steps=tuple(s for s in workflow.steps if s.id in wanted))
+    return workflow._replace(steps=tuple(s for s in workflow.steps if s.id in wanted))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from wfrun.errors import WfrunError
 from wfrun.model import Workflow, frozen_map
@@ -47,4 +46,4 @@ def with_vars(workflow: Workflow, overrides: dict[str, str]) -> Workflow:
         )
     if problems:
         raise VariableError("\n".join(problems))
-    return replace(workflow, vars=frozen_map({**workflow.vars, **overrides}))
+    return workflow._replace(vars=frozen_map({**workflow.vars, **overrides}))

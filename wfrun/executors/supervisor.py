@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from wfrun.executors.base import CancelToken
 from wfrun.executors.escapes import TAG_VARIABLE
@@ -72,8 +72,7 @@ class Sweep(Protocol):
     def __call__(self, tag: str, *, known: Container[int] = ()) -> object: ...
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Launch:
+class Launch(NamedTuple):
     """A request to run one process: what, how to stop it, where its bytes and its end go."""
 
     spec: ProcessSpec
