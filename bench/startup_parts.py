@@ -33,7 +33,6 @@ def timed(name, start):
     parts[name] = (clock() - start) * 1000
 import typer, rich.console
 t = clock(); import yaml; timed("PyYAML", t)
-t = clock(); import rich.table; timed("rich.table (with fractions, decimal)", t)
 t = clock(); import hashlib; timed("hashlib", t)
 t = clock(); import ctypes; timed("ctypes", t)
 t = clock(); import json, tempfile, queue, graphlib, shlex
