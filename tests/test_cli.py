@@ -530,6 +530,21 @@ def test_a_grace_period_that_is_not_a_sane_number_is_refused(tmp_path: Path) -> 
         assert "Traceback" not in result.stderr and "--grace-period" in result.stderr
 
 
+def test_a_grace_period_is_seconds_or_a_duration(tmp_path: Path) -> None:
+    sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
+    for value in ("1s", "500ms", "0", "2.5", "1h"):
+        result = wfrun(
+            "run", sample, "--ui", "quiet", "--grace-period", value, "--log-dir", str(tmp_path)
+        )
+        assert result.returncode == 0, (value, result.stderr)
+    result = wfrun("run", sample, "--grace-period", "2h", "--log-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "'--grace-period': 2h is not between 0 and 3600 seconds" in result.stderr
+    result = wfrun("run", sample, "--grace-period", "soon", "--log-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "'soon' is neither a number of seconds nor a duration" in result.stderr
+
+
 def test_a_closed_terminal_still_gives_129_and_every_report_file(tmp_path: Path) -> None:
     import pty
 

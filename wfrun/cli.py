@@ -209,11 +209,24 @@ class _OptionalValueCommand(TyperCommand):
 MAX_GRACE_PERIOD = 3600.0
 
 
-def _finite(value: float) -> float:
-    """NaN passes a range check (every comparison with it is false): refuse it by name."""
-    if value != value:
-        raise typer.BadParameter("must be a number of seconds, not nan")
-    return value
+def _grace_period(value: str) -> float:
+    """Seconds as a number (`5`, `0.5`, `0`), or a duration as the workflow file writes them
+    (`500ms`, `1m`): users write either."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from wfrun.durations import parse_duration
+
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is neither a number of seconds nor a duration (500ms, 5s, 1m)"
+            ) from None
+    if not 0 <= seconds <= MAX_GRACE_PERIOD:  # NaN fails this too
+        raise typer.BadParameter(f"{value} is not between 0 and {MAX_GRACE_PERIOD:g} seconds")
+    return seconds
 
 
 def _stderr(message: str) -> None:
@@ -683,11 +696,10 @@ def run(
         float,
         typer.Option(
             "--grace-period",
-            min=0,
-            max=MAX_GRACE_PERIOD,
             metavar="SECONDS",
-            callback=_finite,
-            help="Seconds between SIGTERM and SIGKILL when stopping a step (at most 3600).",
+            parser=_grace_period,
+            help="Time between SIGTERM and SIGKILL when stopping a step: seconds (5, 0.5) or a "
+            "duration (500ms, 1m); at most 3600 seconds.",
         ),
     ] = 5.0,
     agents: AgentsOpt = None,
