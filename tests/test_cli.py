@@ -94,6 +94,15 @@ def test_usage_error_is_exit_2() -> None:
     assert wfrun("run", "--no-such-option", "x.yaml").returncode == 2
 
 
+def test_an_option_missing_its_value_shows_the_usage_too() -> None:
+    for command, option in (("run", "-j"), ("plan", "--format"), ("validate", "--format")):
+        done = wfrun(command, "x.yaml", option)
+        assert done.returncode == 2
+        assert f"Usage: wfrun {command} [OPTIONS]" in done.stderr, done.stderr
+        assert f"Try 'wfrun {command} --help' for help." in done.stderr
+        assert f"Error: Option '{option}' requires an argument." in done.stderr
+
+
 def test_plan_formats() -> None:
     complex_sample = ROOT / "sample-workflows" / "complex-parallel.yaml"
     document = json.loads(

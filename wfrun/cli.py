@@ -192,7 +192,21 @@ ResumeOpt = Annotated[
 ]
 
 
-class _OptionalValueCommand(TyperCommand):
+class _Command(TyperCommand):
+    """A command whose usage errors all show the usage lines. Click's parser raises some (an
+    option at the end of the line, missing its value) without the command's context, and an
+    error without one is printed alone: `Error: Option '-j' requires an argument.`"""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as err:
+            if err.ctx is None:
+                err.ctx = ctx
+            raise
+
+
+class _OptionalValueCommand(_Command):
     """`--resume` with or without a run id. Click can parse an option whose value may be left
     out (`_flag_needs_value`); typer has no way to ask for it, so it is set here."""
 
@@ -327,7 +341,7 @@ def _console(stream: object | None = None) -> "Console":
 # ---- validate ----------------------------------------------------------------------------------
 
 
-@app.command(short_help="Check workflow files; print every problem of every file.")
+@app.command(short_help="Check workflow files; print every problem of every file.", cls=_Command)
 def validate(
     files: Annotated[
         list[Path],
@@ -553,7 +567,9 @@ def _simulate(
 # ---- report ------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Show a finished run again: its summary, an HTML page, a trace.")
+@app.command(
+    short_help="Show a finished run again: its summary, an HTML page, a trace.", cls=_Command
+)
 def report(
     run: Annotated[
         str | None,
@@ -628,7 +644,7 @@ def _write_views(doc: dict[str, object], html: Path | None, trace: Path | None) 
 # ---- schema ------------------------------------------------------------------------------------
 
 
-@app.command(short_help="Print the workflow JSON Schema.")
+@app.command(short_help="Print the workflow JSON Schema.", cls=_Command)
 def schema() -> None:
     """Print the workflow file's JSON Schema (for editors and other tools)."""
     from wfrun.schemas import workflow_schema_text
