@@ -223,10 +223,10 @@ class _OptionalValueCommand(_Command):
 MAX_GRACE_PERIOD = 3600.0
 
 
-def _grace_period(value: str) -> float:
+def _grace_period(value: str | float) -> float:
     """Seconds as a number (`5`, `0.5`, `0`), or a duration as the workflow file writes them
-    (`500ms`, `1m`): users write either."""
-    text = value.strip()
+    (`500ms`, `1m`): users write either. (The default arrives as a float.)"""
+    text = str(value).strip()
     try:
         seconds = float(text)
     except ValueError:
