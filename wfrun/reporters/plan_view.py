@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.segment import Segment
@@ -48,6 +47,7 @@ def titled_table(title: str) -> Table:
     `rich.table` is imported here, not with the module: the summary of a quiet run draws no
     table, and the import (with fractions and decimal) is about 5 ms of its start-up.
     """
+    from rich import box
     from rich.table import Table
 
     return Table(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.text import Text
 
@@ -359,6 +358,7 @@ def _not_started(result: RunResult) -> list[RenderableType]:
 
 
 def _digest(r: StepResult) -> Panel:
+    from rich import box
     from rich.panel import Panel  # a run without failures draws none
     from rich.table import Table
 
