@@ -215,6 +215,56 @@ def test_the_newest_default_says_when_a_newer_run_never_finished(
     assert f"run {killed.name} is newer but has no report" in done.stderr
 
 
+def test_a_run_killed_before_its_end_is_named_with_the_way_to_resume_it(
+    write: Write, workdir: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import cli_env
+
+    path = write(
+        "steps:\n  - {id: a, config: {command: 'true'}}\n"
+        "  - {id: b, dependsOn: [a], config: {command: sleep, args: ['30']}}\n"
+    )
+    logs = workdir / "k9"
+    argv = [
+        sys.executable,
+        "-m",
+        "wfrun",
+        "run",
+        "--ui",
+        "quiet",
+        "--log-dir",
+        str(logs),
+        str(path),
+    ]
+    proc = subprocess.Popen(
+        argv, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(logs.glob("*/journal.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run_dir,) = [d for d in logs.iterdir() if d.is_dir()]
+    for args in (["--log-dir", str(logs)], [str(run_dir)]):
+        done = wfrun("report", *args)
+        assert done.returncode == 2
+        assert "the run never finished (killed?); `wfrun run FILE --resume` resumes it" in (
+            done.stderr
+        )
+    assert (
+        f"run {run_dir.name} has no report.json" in wfrun("report", "--log-dir", str(logs)).stderr
+    )
+
+
 def test_a_deep_or_unnameable_report_is_refused_without_a_traceback(workdir: Path) -> None:
     deep = workdir / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)

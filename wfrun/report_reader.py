@@ -15,6 +15,7 @@ from typing import Any
 
 from wfrun.bottleneck import Bottleneck, BottleneckKind
 from wfrun.errors import WfrunError
+from wfrun.journal import JOURNAL_NAME
 from wfrun.model import ParallelConfig, ScriptConfig, Step, StepType, Workflow
 from wfrun.planner import Plan
 from wfrun.report_files import REPORT_NAME
@@ -61,6 +62,8 @@ def _find_report(run: str | None, log_dir: Path) -> Path:
 def _in_dir(run_dir: Path) -> Path:
     report = run_dir / REPORT_NAME
     if not report.is_file():
+        if (run_dir / JOURNAL_NAME).is_file():
+            raise ReportError(f"{run_dir} has no {REPORT_NAME}: {_UNFINISHED}")
         raise ReportError(f"{run_dir} has no {REPORT_NAME}: is it a run directory?")
     return report
 
@@ -76,7 +79,17 @@ def _newest(log_dir: Path) -> Path:
     for name in names:
         if (log_dir / name / REPORT_NAME).is_file():
             return log_dir / name / REPORT_NAME
+    unfinished = [name for name in names if (log_dir / name / JOURNAL_NAME).is_file()]
+    if unfinished:
+        raise ReportError(
+            f"no finished run under {log_dir}: run {unfinished[0]} has no {REPORT_NAME}: "
+            f"{_UNFINISHED}"
+        )
     raise ReportError(f"no runs to show under {log_dir}: run a workflow first, or give --log-dir")
+
+
+# A run directory with a journal and no report: the run was killed (or is still going).
+_UNFINISHED = "the run never finished (killed?); `wfrun run FILE --resume` resumes it"
 
 
 def unfinished_runs(log_dir: Path, shown: Path) -> list[str]:
