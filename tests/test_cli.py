@@ -541,7 +541,7 @@ def test_a_grace_period_that_is_not_a_sane_number_is_refused(tmp_path: Path) -> 
 
 def test_a_grace_period_is_seconds_or_a_duration(tmp_path: Path) -> None:
     sample = str(ROOT / "sample-workflows" / "automatic-parallel.yaml")
-    for value in ("1s", "500ms", "0", "2.5", "1h"):
+    for value in ("1s", "500ms", "0", "0s", "0ms", "2.5", "1h"):
         result = wfrun(
             "run", sample, "--ui", "quiet", "--grace-period", value, "--log-dir", str(tmp_path)
         )
@@ -551,7 +551,10 @@ def test_a_grace_period_is_seconds_or_a_duration(tmp_path: Path) -> None:
     assert "'--grace-period': 2h is not between 0 and 3600 seconds" in result.stderr
     result = wfrun("run", sample, "--grace-period", "soon", "--log-dir", str(tmp_path))
     assert result.returncode == 2
-    assert "'soon' is neither a number of seconds nor a duration" in result.stderr
+    assert "'soon' is neither a number of seconds nor a duration: invalid duration" in result.stderr
+    result = wfrun("run", sample, "-j", "99999999999", "--log-dir", str(tmp_path))
+    assert result.returncode == 2 and "is not in the range 1<=x<=1000000" in result.stderr
+    assert "Default: 5s." in wfrun("run", "--help").stdout
 
 
 def test_a_closed_terminal_still_gives_129_and_every_report_file(tmp_path: Path) -> None:

@@ -126,6 +126,7 @@ JobsOpt = Annotated[
         "-j",
         "--max-concurrency",
         min=1,
+        max=1_000_000,  # the largest cap a workflow file may set
         metavar="N",
         help="Cap on steps running at once (default: the file's defaultMaxConcurrency, or 4).",
         show_default=False,
@@ -230,13 +231,17 @@ def _grace_period(value: str | float) -> float:
     try:
         seconds = float(text)
     except ValueError:
+        import re
+
         from wfrun.durations import parse_duration
 
+        if re.fullmatch(r"(?:0+(?:\.0*)?(?:ms|s|m|h))+", text):
+            return 0.0  # no grace: SIGKILL at once (a file's durations must be above zero)
         try:
             seconds = parse_duration(text)
-        except ValueError:
+        except ValueError as err:
             raise typer.BadParameter(
-                f"{value!r} is neither a number of seconds nor a duration (500ms, 5s, 1m)"
+                f"{value!r} is neither a number of seconds nor a duration: {err}"
             ) from None
     if not 0 <= seconds <= MAX_GRACE_PERIOD:  # NaN fails this too
         raise typer.BadParameter(f"{value} is not between 0 and {MAX_GRACE_PERIOD:g} seconds")
@@ -714,8 +719,9 @@ def run(
             "--grace-period",
             metavar="SECONDS",
             parser=_grace_period,
+            show_default=False,
             help="Time between SIGTERM and SIGKILL when stopping a step: seconds (5, 0.5) or a "
-            "duration (500ms, 1m); at most 3600 seconds.",
+            "duration (500ms, 1m); at most 3600 seconds. Default: 5s.",
         ),
     ] = 5.0,
     agents: AgentsOpt = None,
