@@ -271,6 +271,14 @@ def test_failure_digest_has_command_exit_code_last_lines_and_log() -> None:
     assert "/tmp/run-1/build-backend.log" in out
 
 
+def test_a_digest_folds_a_long_log_path_rather_than_cutting_it() -> None:
+    log = "/tmp/runs/" + "d" * 70 + "/build-backend.log"
+    failed = replace(final().step_results["build-backend"], log_file=log)
+    out = render(summary_view(final(STATS, **{"build-backend": failed}), DB_PLAN), width=60)
+    digest = out[out.index("✘ build-backend failed") :]
+    assert log in re.sub(r"[│\s]", "", digest) and "…" not in digest
+
+
 def test_cancelled_steps_get_a_digest_and_skipped_ones_do_not() -> None:
     out = render(summary_view(final(STATS), DB_PLAN))
     assert "⊘ build-frontend cancelled" in out

@@ -257,7 +257,8 @@ class PlainReporter:
         if not lines:
             return
         if partial:
-            note = f"{INDENT}… last {len(lines)} lines; full log: {result.log_file}"
+            last = "the last line" if len(lines) == 1 else f"last {len(lines)} lines"
+            note = f"{INDENT}… {last}; full log: {result.log_file}"
             self._console.print(Text(note, style="dim"), soft_wrap=True)
         for line in lines:
             self._console.print(Text(INDENT + line), soft_wrap=True)

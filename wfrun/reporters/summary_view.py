@@ -364,7 +364,7 @@ def _digest(r: StepResult) -> Panel:
 
     body = Table.grid(padding=(0, 2))
     body.add_column(style="bold", no_wrap=True)
-    body.add_column()
+    body.add_column(overflow="fold")  # a path cut short with … could not be opened
     if r.command:
         body.add_row("command", Text(shown(r.command)))
     if ended_by(r):
