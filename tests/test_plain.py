@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from builders import plan_of, run_result, step
+from conftest import wfrun
 
 from wfrun.events import (
     Event,
@@ -190,3 +192,24 @@ def test_close_is_idempotent() -> None:
     reporter = PlainReporter(io.StringIO())
     reporter.close()
     reporter.close()
+
+
+def test_a_run_of_many_failures_digests_the_fatal_ones_first_and_groups_the_skipped(
+    tmp_path: Path,
+) -> None:
+    steps = ["  - {id: allowed, continueOnError: true, config: {command: 'false'}}"]
+    for i in range(1, 12):
+        steps.append(f"  - {{id: f{i}, config: {{command: 'false'}}}}")
+        steps.append(f"  - {{id: d{i}, dependsOn: [f{i}], config: {{command: 'true'}}}}")
+        steps.append(f"  - {{id: ok{i}, config: {{command: 'true'}}}}")  # over a table's 30
+    path = tmp_path / "many.yaml"
+    path.write_text("steps:\n" + "\n".join(steps) + "\n")
+    done = wfrun("run", "-k", "--ui", "plain", "--log-dir", str(tmp_path / "runs"), str(path))
+    assert done.returncode == 1
+    summary = done.stdout[done.stdout.index("✘ many failed") :]
+    assert len(summary.splitlines()) <= 80  # ten 5-line digests, ten slowest, the statistics
+    digests = re.findall(r"─ ✘ (\S+) failed", summary)
+    assert digests == [f"f{i}" for i in range(1, 11)]  # the allowed failure is not among them
+    assert "… and 2 more steps that did not succeed: f11, allowed" in summary
+    assert "11 steps skipped: a dependency failed (f1, f2, f3, f4, f5, …)" in summary
+    assert "dependency 'f1' failed" not in summary

@@ -7,6 +7,7 @@ steps that never started; every step's row is in report.json.
 
 from __future__ import annotations
 
+import re
 import signal
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,10 @@ _RUN_STYLE = {
     RunStatus.CANCELLED: ("⊘", "magenta"),
 }
 _DIGESTED = (StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.CANCELLED)
+# The dispatcher's reason for a step skipped because of a dependency.
+_DEPENDENCY = re.compile(
+    r"dependency '(?P<step>.+)' (?P<how>failed|timed out|was cancelled|was skipped)"
+)
 
 
 def status_glyph(result: StepResult) -> str:
@@ -318,7 +323,10 @@ def _digested(result: RunResult, plan: Plan) -> list[StepResult]:
     order = [sid for ids in plan.groups for sid in ids]
     order += [sid for sid in result.step_results if sid not in plan.group_of]
     rows = [result.step_results.get(sid) for sid in order]
-    return [r for r in rows if r is not None and r.status in _DIGESTED and r.start_time is not None]
+    ran = [r for r in rows if r is not None and r.status in _DIGESTED and r.start_time is not None]
+    # What failed the run first, then what was stopped, then what was allowed to fail: the
+    # digests shown are the first DIGESTS.
+    return sorted(ran, key=lambda r: 2 if r.allowed_failure else r.status is StepStatus.CANCELLED)
 
 
 def _failures(result: RunResult, plan: Plan) -> list[RenderableType]:
@@ -336,12 +344,31 @@ def _failures(result: RunResult, plan: Plan) -> list[RenderableType]:
 
 def _not_started(result: RunResult) -> list[RenderableType]:
     """One counted line per reason for the steps that never started: `178 steps not started:
-    run interrupted`, `12 steps skipped: dependency 'build' failed`."""
+    run interrupted`, `12 steps skipped: dependency 'build' failed`, and for the steps skipped
+    because one of several dependencies failed, one line that names them: `9 steps skipped: a
+    dependency failed (test-1, test-2, …)`."""
     tally: dict[tuple[StepStatus, str], int] = {}
+    named: dict[tuple[StepStatus, str], list[str]] = {}  # dependencies, per the way they ended
     for r in result.step_results.values():
         if r.start_time is None and not r.success:
-            key = (r.status, r.reason or "")
+            reason = r.reason or ""
+            match = _DEPENDENCY.fullmatch(reason)
+            if match is not None:
+                reason = f"a dependency {match['how']}"
+                names = named.setdefault((r.status, reason), [])
+                if match["step"] not in names:
+                    names.append(match["step"])
+            key = (r.status, reason)
             tally[key] = tally.get(key, 0) + 1
+    for (status, reason), names in named.items():
+        if len(names) == 1:  # one dependency: its name says it better
+            count = tally.pop((status, reason))
+            tally[(status, f"dependency '{names[0]}' {reason.removeprefix('a dependency ')}")] = (
+                count
+            )
+        else:
+            shown_names = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+            tally[(status, f"{reason} ({shown_names})")] = tally.pop((status, reason))
     ranked = sorted(tally.items(), key=lambda item: -item[1])
     lines: list[RenderableType] = []
     for (status, reason), n in ranked[:NOT_STARTED_LINES]:
@@ -369,7 +396,7 @@ def _digest(r: StepResult) -> Panel:
         body.add_row("command", Text(shown(r.command)))
     if ended_by(r):
         body.add_row("ended by", Text(ended_by(r)))
-    if r.reason:
+    if r.reason and r.reason != f"exited with code {r.exit_code}":  # `ended by` says that
         body.add_row("reason", Text(shown(r.reason)))
     if r.duration is not None:
         body.add_row("ran for", format_duration(r.duration))
