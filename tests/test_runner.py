@@ -33,6 +33,23 @@ def test_the_api_of_the_specification(tmp_path: Path) -> None:
     assert on_disk == json.loads(json.dumps(report))
 
 
+def test_result_times_and_model_records_are_as_the_readme_says() -> None:
+    import wfrun
+
+    wf = load_workflow(SAMPLES / "complex-parallel.yaml")
+    deploy = WorkflowRunner().execute(wf).step_results["deploy"]
+    assert deploy.start_time is not None and deploy.end_time is not None
+    assert deploy.duration == deploy.end_time - deploy.start_time < 60  # seconds
+    assert deploy.execution_time == round(deploy.duration * 1000)  # whole milliseconds
+    step = wf.step("deploy")
+    renamed = step._replace(name="ship")
+    assert renamed.name == "ship" and step.name != "ship"  # a copy: the model does not change
+    assert renamed == step._replace(name="ship") and renamed != step  # compared by value
+    assert step.index == wf.steps.index(step)  # the position in the file
+    assert isinstance(step, tuple)
+    assert dir(wfrun) == sorted(wfrun.__all__)
+
+
 def test_sequential_runs_have_no_parallel_stats_and_the_report_still_validates() -> None:
     wf = load_workflow(SAMPLES / "error-handling.yaml")
     result = WorkflowRunner().execute(wf, parallel_enabled=False)

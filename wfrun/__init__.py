@@ -24,6 +24,11 @@ _LAZY = {
 }
 
 
+def __dir__() -> list[str]:
+    """The public names, which `__getattr__` imports only when they are used."""
+    return sorted(__all__)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
