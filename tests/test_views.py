@@ -279,6 +279,16 @@ def test_a_digest_folds_a_long_log_path_rather_than_cutting_it() -> None:
     assert log in re.sub(r"[│\s]", "", digest) and "…" not in digest
 
 
+def test_a_narrow_terminal_folds_long_ids_and_keeps_the_status_column() -> None:
+    long_id = "a-very-long-step-identifier-that-goes-on-and-on-" + "x" * 20
+    failed = replace(final().step_results["build-backend"], step_id=long_id)
+    results = {**final().step_results, "build-backend": failed}
+    plan = plan_of(*(step(sid) for sid in results))
+    out = render(summary_view(replace(final(STATS), step_results=results), plan), width=40)
+    assert "status" in out and "✘ failed" in out
+    assert "x" * 13 in out  # its end: folded onto more lines, not cut with …
+
+
 def test_cancelled_steps_get_a_digest_and_skipped_ones_do_not() -> None:
     out = render(summary_view(final(STATS), DB_PLAN))
     assert "⊘ build-frontend cancelled" in out

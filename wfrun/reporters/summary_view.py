@@ -11,7 +11,7 @@ import re
 import signal
 from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.text import Text
 
 from wfrun.bottleneck import Bottleneck
@@ -109,7 +109,7 @@ def summary_view(result: RunResult, plan: Plan, *, tables: bool = True) -> Rende
     if by_group:
         parts += _group_tables(result, plan)
     elif tables:
-        parts += [Text(), _slowest_table(result), Text()]
+        parts += [Text(), _Narrowable(_slowest_table(result)), Text()]
     else:
         parts.append(Text())
     parts.append(_statistics(result, plan, full_table_elsewhere=not by_group))
@@ -145,8 +145,22 @@ def _group_tables(result: RunResult, plan: Plan) -> list[RenderableType]:
         table = _group_table(index, shown, width)
         if hidden:
             table.add_row(Text(f"… and {len(hidden)} more succeeded", style="dim"))
-        parts += [Text(), table]
+        parts += [Text(), _Narrowable(table)]
     return [*parts, Text()]
+
+
+class _Narrowable:
+    """A summary table whose step column gives way on a narrow terminal: its ids fold onto more
+    lines, where rich would otherwise drop the status, time and reason columns whole."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        step = self.table.columns[0]
+        step.min_width = min(step.min_width or 0, max(8, options.max_width // 3))
+        step.overflow = "fold"
+        yield self.table
 
 
 def _rows_worth_showing(rows: list[StepResult]) -> tuple[list[StepResult], list[StepResult]]:
