@@ -129,6 +129,7 @@ def all_gone(pids: list[int], timeout: float = 10.0) -> bool:
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)
+    env.pop("COLUMNS", None)  # the plain and quiet modes' width off a terminal
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

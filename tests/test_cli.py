@@ -367,11 +367,17 @@ def test_agents_file_is_merged_under_the_workflow(write: Write, workdir: Path) -
     )
 
 
-def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
-    """Run wfrun with its output on a pseudo-terminal and return what it drew."""
+def _on_a_terminal(args: list[str], env: dict[str, str], columns: int = 0) -> str:
+    """Run wfrun with its output on a pseudo-terminal (`columns` wide, when given) and return
+    what it drew."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     leader, follower = pty.openpty()
+    if columns:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, "-m", "wfrun", *args], stdout=follower, stderr=follower, env=env
     )
@@ -400,6 +406,17 @@ def test_on_a_terminal_auto_is_live_and_term_dumb_is_plain(tmp_path: Path) -> No
     dumb = _on_a_terminal(args, {**env, "TERM": "dumb"})
     assert "\x1b" not in dumb
     assert "▶ lint  [group 1]" in dumb
+
+
+def test_plain_and_quiet_on_a_terminal_take_its_width(tmp_path: Path) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text("steps:\n  - {id: a, config: {command: 'false'}}\n")
+    env = {**cli_env(), "TERM": "xterm-256color"}
+    for ui in ("plain", "quiet"):
+        args = ["run", str(path), "--ui", ui, "--log-dir", str(tmp_path / "runs")]
+        out = _on_a_terminal(args, env, columns=60)
+        boxes = [line for line in out.splitlines() if line.startswith("╰")]
+        assert boxes and len(boxes[0].rstrip("\r")) == 60, out
 
 
 def test_no_color_keeps_the_live_view_but_drops_colors(tmp_path: Path) -> None:

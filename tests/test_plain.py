@@ -213,3 +213,26 @@ def test_a_run_of_many_failures_digests_the_fatal_ones_first_and_groups_the_skip
     assert "… and 2 more steps that did not succeed: f11, allowed" in summary
     assert "11 steps skipped: a dependency failed (f1, f2, f3, f4, f5, …)" in summary
     assert "dependency 'f1' failed" not in summary
+
+
+def test_plain_and_quiet_lines_take_the_width_of_columns_off_a_terminal(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "steps:\n  - {id: " + "a" * 30 + ", config: {command: 'false'}}\n"
+        "  - {id: b, config: {command: 'true'}}\n"
+    )
+    for ui, width in (("plain", "50"), ("quiet", "60"), ("plain", "")):
+        env = dict(cli_env(), COLUMNS=width) if width else cli_env()
+        argv = ["run", "--ui", ui, "--log-dir", str(tmp_path / "runs"), str(path)]
+        done = subprocess.run(
+            [sys.executable, "-m", "wfrun", *argv], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 1
+        box = [line for line in done.stdout.splitlines() if line.startswith("╰")]
+        assert box and len(box[0]) == int(width or 100), (ui, width, done.stdout)
+    assert "COLUMNS" not in cli_env()

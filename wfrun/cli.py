@@ -12,6 +12,7 @@ import copy
 import enum
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -624,7 +625,11 @@ def report(
     from wfrun.reporters.summary_view import summary_view
 
     # Off a terminal, the width and colours of `run --ui plain`, so the summary reads the same.
-    console = _console() if sys.stdout.isatty() else make_console(sys.stdout, color=False)
+    console = (
+        _console()
+        if sys.stdout.isatty()
+        else make_console(sys.stdout, color=False, width=_plain_width())
+    )
     print_block(console, summary_view(result_from_report(doc), plan_from_report(doc)))
     _write_views(doc, html, trace)
 
@@ -1009,14 +1014,25 @@ def _reporters(ui: UiMode, output: OutputMode) -> "list[Reporter]":
     if ui is UiMode.QUIET:
         from wfrun.reporters.plain import QuietReporter
 
-        return [QuietReporter(sys.stdout)]
+        return [QuietReporter(sys.stdout, width=_plain_width())]
     if ui is UiMode.LIVE:
         from wfrun.reporters.live import LiveReporter
 
         return [LiveReporter(_console(), output_mode=output.value)]
     from wfrun.reporters.plain import PlainReporter
 
-    return [PlainReporter(sys.stdout, output_mode=output.value, color=False)]
+    return [PlainReporter(sys.stdout, output_mode=output.value, color=False, width=_plain_width())]
+
+
+def _plain_width() -> int:
+    """The plain and quiet modes' width: the terminal's when they write to one (a CI log has
+    none), else COLUMNS if it is set, else the plain modes' 100 columns."""
+    from wfrun.reporters.plain import DEFAULT_WIDTH
+
+    if sys.stdout.isatty():
+        return max(20, shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns)
+    columns = os.environ.get("COLUMNS", "")
+    return max(20, int(columns)) if columns.isdigit() else DEFAULT_WIDTH
 
 
 def _write_extra_reports(result: "RunResult", report: Path | None, junit: Path | None) -> None:
