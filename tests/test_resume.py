@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -342,6 +343,9 @@ def test_resume_takes_the_newest_run_of_the_same_file(
     assert run(workdir, other).returncode == 0
     done = run(workdir, mine, "--resume")
     assert done.returncode == 0 and f"resuming run {mine_id}" in done.stdout
+    # In the summary's tables a reused step's time is the word, not a blank.
+    rows = [line for line in done.stdout.splitlines() if "✔ succeeded" in line]
+    assert rows and all(re.search(r"✔ succeeded\s+reused$", line.rstrip()) for line in rows)
 
 
 def test_resume_bad_input_is_exit_2_with_a_clear_message(

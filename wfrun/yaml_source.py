@@ -161,7 +161,14 @@ def _syntax_diagnostic(error: yaml.MarkedYAMLError, text: str, file: str) -> Dia
             "tab character in the indentation: YAML indents with spaces only (replace the tabs)"
         )
         return Diagnostic(file, line + 1, indent.index("\t") + 1, message)
-    return Diagnostic(file, line + 1, col + 1, _syntax_message(error, mark))
+    message = _syntax_message(error, mark)
+    if error.problem == "found undefined alias":  # name it: `*defaults` is what to look for
+        alias = re.match(r"\*([^\s,\[\]{}]+)", line_text[col:])
+        if alias is not None:
+            message = (
+                f"invalid YAML: undefined alias '*{alias[1]}' (no anchor '&{alias[1]}' before it)"
+            )
+    return Diagnostic(file, line + 1, col + 1, message)
 
 
 def _syntax_message(error: yaml.MarkedYAMLError, mark: yaml.Mark | None) -> str:

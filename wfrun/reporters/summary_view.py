@@ -228,6 +228,8 @@ def _slowest_table(result: RunResult) -> Table:
 
 
 def _time_cell(r: StepResult) -> Text:
+    if r.reused:  # it did not run: its time is the earlier run's
+        return Text("reused", style="dim")
     return Text("" if r.duration is None else format_duration(r.duration))
 
 
