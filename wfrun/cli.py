@@ -304,6 +304,8 @@ def _with_vars(workflow: "Workflow", overrides: dict[str, str]) -> "Workflow":
 
 def _select(workflow: "Workflow", targets: list[str] | None) -> "Workflow":
     """The workflow cut down to the target steps and their dependencies, or exit 2."""
+    if not targets:
+        return workflow
     from wfrun.targets import UnknownTargetError, select_targets
 
     try:
