@@ -292,6 +292,13 @@ class SupervisingLoop:
 
     `start` and `stop` may be called from any thread; `on_done` and the sinks are called on the
     loop's thread, and must be quick: they delay every other step while they run.
+
+    `driven`: the loop has no thread of its own; the thread that made it (the scheduler's) is
+    its thread, and runs it by calling `turn` between its own work. It spawns on that thread
+    too, as it starts a process: a process started, supervised and ended without a single
+    hand-off between threads (the GIL's hand-offs were most of a quick step's cost). Other
+    threads may still `start` (their processes are spawned at the owner's next turn) and `wake`
+    it; `stop` must come from the owner.
     """
 
     def __init__(
@@ -300,12 +307,14 @@ class SupervisingLoop:
         guardian: Guardian,
         sweep: Sweep,
         starters: int = STARTERS,
+        *,
+        driven: bool = False,
     ) -> None:
         self._spawner, self._guardian, self._sweep = spawner, guardian, sweep
         self._poller = _Poller()
         self._wake = _Wake()
         self._poller.register(self._wake.fd, select.POLLIN)
-        self._requests: deque[_Spawned | _Cancel | _Stop] = deque()
+        self._requests: deque[_Spawned | _Cancel | _Stop | Launch] = deque()
         self._woken = False
         self._fds: dict[int, tuple[_Job, int]] = {}
         self._jobs: set[_Job] = set()
@@ -317,24 +326,51 @@ class SupervisingLoop:
         self._timers: list[tuple[float, int, int, _Job]] = []
         self._order = itertools.count()
         self._stopping = False
-        self._starters = _Starters(self._spawn, starters) if starters else None
         self._count_lock = threading.Lock()
         self._count_changed = threading.Condition(self._count_lock)
         self._busy = 0  # processes started and not yet finished, spawning ones included
         self._spawning = 0  # callers spawning on their own thread at this moment
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
-        self._thread.start()
+        self._fds_closed = False
+        # The thread that runs the loop: the owner when driven, else a thread of its own.
+        self.owner: int | None = threading.get_ident() if driven else None
+        self._thread: threading.Thread | None = None
+        self._starters: _Starters | None = None
+        if not driven:
+            self._starters = _Starters(self._spawn, starters) if starters else None
+            self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
+            self._thread.start()
 
     # ---- other threads ----------------------------------------------------------------------
 
     @property
     def alive(self) -> bool:
+        if self._thread is None:
+            return not self._closed
         return self._thread.is_alive() and not self._closed
 
+    def wake(self) -> None:
+        """Make the owner's current or next `turn` return at once (driven loops): someone posted
+        it something to do. Safe from any thread and from a signal handler: one write, no lock,
+        no flag (a handler can run between any two steps of the owner's own code)."""
+        if not self._fds_closed:
+            self._wake.set()
+
+    def turn(self, timeout: float | None) -> None:
+        """One turn of a driven loop, on its owner's thread: wait at most `timeout` seconds (None:
+        until something happens) for an exit, bytes, a due timer or a `wake`, and act on it. The
+        `on_done` of every process that ended is called before it returns."""
+        wait = self._wait()
+        if timeout is not None and (wait is None or timeout < wait):
+            wait = timeout
+        self._turn(0.0 if self._requests else wait)
+
     def start(self, launch: Launch) -> None:
+        if self.owner is not None:
+            self._start_driven(launch)
+            return
         with self._count_lock:
-            if self._closed or not self._thread.is_alive():
+            if self._closed or self._thread is None or not self._thread.is_alive():
                 _call(launch.on_done, ProcessResult(failure="the runner was closed"))
                 return
             idle = self._busy == 0
@@ -355,17 +391,47 @@ class SupervisingLoop:
                 self._spawning -= 1
                 self._count_changed.notify_all()
 
+    def _start_driven(self, launch: Launch) -> None:
+        if self._closed:
+            _call(launch.on_done, ProcessResult(failure="the runner was closed"))
+        elif threading.get_ident() == self.owner:
+            # Spawned here and now: the owner had nothing better to do, and a hand-off to
+            # another thread costs more than the spawn's wait for the child's exec.
+            spawned = spawn_launch(self._spawner, launch)
+            if spawned is not None:
+                self._adopt(spawned)
+        else:
+            self._post(launch)  # spawned by the owner at its next turn
+
     def stop(self) -> None:
-        """Kill what still runs, complete it, end the threads; returns when they have ended."""
+        """Kill what still runs, complete it, end the threads; returns when they have ended.
+        A driven loop does it on its owner's thread, turning until every process has ended
+        (from another thread it is only told to, and its owner's next turn does it)."""
+        if self.owner is not None:
+            self._stop_driven()
+            return
         with self._count_lock:
             self._closed = True
             # A caller spawning right now posts its process before the loop is told to stop.
             self._count_changed.wait_for(lambda: self._spawning == 0)
         if self._starters is not None:
             self._starters.stop()  # from here on, a start fails at once
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._post(_Stop())
             self._thread.join()
+
+    def _stop_driven(self) -> None:
+        if self._fds_closed:
+            return
+        self._post(_Stop())
+        if threading.get_ident() != self.owner:
+            return
+        self._closed = True
+        try:
+            while not (self._stopping and not self._jobs):
+                self._turn(0.0 if self._requests else self._wait())
+        finally:
+            self._close()
 
     def _spawn(self, launch: Launch) -> None:
         """On a starter thread (or the caller's): spawn, then hand the process to the loop."""
@@ -376,11 +442,14 @@ class SupervisingLoop:
             self._post(spawned)  # the loop registers it with the guardian
 
     def _done_with_one(self) -> None:
-        with self._count_lock:
-            self._busy -= 1
+        if self.owner is None:  # a driven loop does not count: only the owner starts
+            with self._count_lock:
+                self._busy -= 1
 
-    def _post(self, request: _Spawned | _Cancel | _Stop) -> None:
+    def _post(self, request: _Spawned | _Cancel | _Stop | Launch) -> None:
         self._requests.append(request)
+        if self.owner is not None and threading.get_ident() == self.owner:
+            return  # the owner's next turn takes its requests before it waits for anything
         # One wake-up per batch: the loop clears the flag before it takes the requests.
         if not self._woken:
             self._woken = True
@@ -391,12 +460,14 @@ class SupervisingLoop:
     def _run(self) -> None:
         try:
             while not (self._stopping and not self._jobs):
-                self._turn()
+                self._turn(self._wait())
         finally:
             self._close()
 
-    def _turn(self) -> None:
-        events = self._poller.poll(self._wait())
+    def _turn(self, wait: float | None) -> None:
+        # Processes a driven loop's owner started since the last turn, before any wait.
+        self._tell_guardian()
+        events = self._poller.poll(wait)
         exits: list[_Job] = []
         io: list[tuple[int, _Job, int]] = []
         woken = False
@@ -408,8 +479,8 @@ class SupervisingLoop:
                 exits.append(entry[0])
             else:
                 io.append((fd, *entry))
-        if woken:
-            self._take_requests()
+        if woken or self._requests:
+            self._take_requests(woken)
         for job in exits:
             self._guarded(job, self._on_exit)
         self._fire_timers()
@@ -436,15 +507,22 @@ class SupervisingLoop:
             moments.append(self._next_check)
         return min(moments) - time.monotonic() if moments else None
 
-    def _take_requests(self) -> None:
+    def _take_requests(self, woken: bool) -> None:
         # Clear the descriptor before the flag: a request posted after the flag is cleared
-        # writes a fresh wake-up, one posted before is in the queue read below.
-        self._wake.clear()
-        self._woken = False
+        # writes a fresh wake-up, one posted before is in the queue read below. (A driven
+        # loop's owner posts without either: its requests are looked at every turn.)
+        if woken:
+            self._wake.clear()
+            self._woken = False
         while self._requests:
             request = self._requests.popleft()
             if isinstance(request, _Spawned):
                 self._adopt(request)
+            elif isinstance(request, Launch):
+                if self._stopping:
+                    _call(request.on_done, ProcessResult(failure="the runner was closed"))
+                else:
+                    self._start_driven(request)
             elif isinstance(request, _Cancel):
                 if request.job in self._jobs:
                     self._guarded(request.job, self._on_cancel, request.force)
@@ -668,6 +746,7 @@ class SupervisingLoop:
             self._signal(job, signal.SIGKILL)
             self._finish(job, failure="internal error: the supervising loop stopped")
         self._tell_guardian()
+        self._fds_closed = True  # before the close: a signal handler's `wake` must not write
         self._poller.close()
         self._wake.close()
 
