@@ -96,7 +96,9 @@ class LocalProcessRunner:
                 return driven if driven.owner == threading.get_ident() else None
             sweep = self._prepare_shared()
             assert self._guardian is not None and self._spawner is not None
-            self._driven = SupervisingLoop(self._spawner, self._guardian, sweep, 0, driven=True)
+            self._driven = SupervisingLoop(
+                self._spawner, self._guardian, sweep, self._starters, driven=True
+            )
             return self._driven
 
     def run(self, spec: ProcessSpec, cancel: CancelToken, sink: OutputSink) -> ProcessResult:

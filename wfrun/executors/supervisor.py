@@ -294,11 +294,11 @@ class SupervisingLoop:
     loop's thread, and must be quick: they delay every other step while they run.
 
     `driven`: the loop has no thread of its own; the thread that made it (the scheduler's) is
-    its thread, and runs it by calling `turn` between its own work. It spawns on that thread
-    too, as it starts a process: a process started, supervised and ended without a single
-    hand-off between threads (the GIL's hand-offs were most of a quick step's cost). Other
-    threads may still `start` (their processes are spawned at the owner's next turn) and `wake`
-    it; `stop` must come from the owner.
+    its thread, and runs it by calling `turn` between its own work: a process is supervised
+    and ended, and its end handed to the scheduler, with no hand-off between threads (the
+    GIL's hand-offs were most of a quick step's cost). The owner spawns itself when nothing
+    else runs; otherwise a starter does. Other threads may still `start` (their processes are
+    spawned at the owner's next turn) and `wake` it; `stop` must come from the owner.
     """
 
     def __init__(
@@ -335,9 +335,8 @@ class SupervisingLoop:
         # The thread that runs the loop: the owner when driven, else a thread of its own.
         self.owner: int | None = threading.get_ident() if driven else None
         self._thread: threading.Thread | None = None
-        self._starters: _Starters | None = None
+        self._starters = _Starters(self._spawn, starters) if starters else None
         if not driven:
-            self._starters = _Starters(self._spawn, starters) if starters else None
             self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
             self._thread.start()
 
@@ -395,8 +394,14 @@ class SupervisingLoop:
         if self._closed:
             _call(launch.on_done, ProcessResult(failure="the runner was closed"))
         elif threading.get_ident() == self.owner:
-            # Spawned here and now: the owner had nothing better to do, and a hand-off to
-            # another thread costs more than the spawn's wait for the child's exec.
+            if self._starters is not None and self._jobs:
+                # Others run: the spawn's wait for the child's exec (a vfork, a millisecond or
+                # more on a busy machine, behind every process that wants a CPU) is taken on a
+                # starter, with the GIL released, and the owner goes on supervising.
+                self._starters.submit(launch)
+                return
+            # Nothing else runs (a chain of steps): spawned here and now, the owner has nothing
+            # better to do, and a hand-off to another thread costs more than the wait.
             spawned = spawn_launch(self._spawner, launch)
             if spawned is not None:
                 self._adopt(spawned)
@@ -427,6 +432,8 @@ class SupervisingLoop:
         if threading.get_ident() != self.owner:
             return
         self._closed = True
+        if self._starters is not None:
+            self._starters.stop()  # what they spawned is posted, and killed at its adoption
         try:
             while not (self._stopping and not self._jobs):
                 self._turn(0.0 if self._requests else self._wait())
