@@ -30,7 +30,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,10 +66,10 @@ STARTERS = 8  # most threads spawning at once (see _Starters)
 
 
 class Sweep(Protocol):
-    """`EscapeCatcher.sweep`: kill what escaped the step with this tag; `known` are the pids
+    """`EscapeCatcher.sweep`: kill what escaped the steps with these tags; `known` are the pids
     of the processes the loop supervises, which need no looking at."""
 
-    def __call__(self, tag: str, *, known: Container[int] = ()) -> object: ...
+    def __call__(self, tag: Collection[str], *, known: Container[int] = ()) -> object: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -321,6 +321,10 @@ class SupervisingLoop:
         self._pids: set[int] = set()  # of the jobs' main processes, until they are reaped
         # Process groups started (True) and ended (False) this turn, told the guardian at its end.
         self._guard: list[tuple[bool, int]] = []
+        # The turn's ends, settled at its end (`_settle`): the tags of the steps that exited
+        # or ended, swept in one look at the adoptees, then the `on_done` of those that ended.
+        self._unswept: set[str] = set()
+        self._ended: list[tuple[OnDone, ProcessResult]] = []
         self._polled: set[_Job] = set()  # exit watchers without a descriptor
         self._next_check = 0.0
         self._timers: list[tuple[float, int, int, _Job]] = []
@@ -497,7 +501,22 @@ class SupervisingLoop:
                     self._guarded(job, self._write_stdin)
                 else:
                     self._guarded(job, self._read, fd)
+        self._settle()
         self._tell_guardian()
+
+    def _settle(self) -> None:
+        """End the turn's ends: sweep what escaped them (after their groups were killed), then
+        tell each `on_done` — so a step's end is never reported before its escapees are
+        gone, and two steps ending in one turn cost one look at the adoptees, not four."""
+        if self._unswept:
+            tags, self._unswept = self._unswept, set()
+            # A failed sweep must not lose the ends; the runner sweeps again when it closes.
+            with contextlib.suppress(Exception):
+                self._sweep(tags, known=self._pids)
+        if self._ended:
+            ended, self._ended = self._ended, []
+            for on_done, result in ended:
+                _call(on_done, result)
 
     def _tell_guardian(self) -> None:
         """One write for the turn's starts and ends, in order, from this thread alone: the
@@ -629,7 +648,7 @@ class SupervisingLoop:
         # Its group goes with it and the pipes reach EOF. Only the last-resort watcher has
         # reaped it already; the group is killed all the same (exit_watch's docstring).
         self._signal(job, signal.SIGKILL, reaped_too=True)
-        self._sweep(job.launch.tag, known=self._pids)
+        self._unswept.add(job.launch.tag)  # at the turn's end, for every step that exited in it
         self._close_stdin(job)
         now = time.monotonic()
         job.deadline = job.kill_at = None
@@ -729,7 +748,7 @@ class SupervisingLoop:
         self._pids.discard(job.child.pid)  # reaped next: its pid may be anyone's after
         returncode = job.child.wait()
         job.watch.close()
-        self._sweep(job.launch.tag, known=self._pids)  # what was adopted while the pipes drained
+        self._unswept.add(job.launch.tag)  # what was adopted while the pipes drained
         self._guard.append((False, job.child.pid))
         result = ProcessResult(
             returncode=returncode,
@@ -737,7 +756,7 @@ class SupervisingLoop:
             cancelled=job.cancelled,
             failure=failure,
         )
-        _call(job.launch.on_done, result)
+        self._ended.append((job.launch.on_done, result))  # told at the turn's end
 
     def _guarded(self, job: _Job, action: Callable[..., object], *args: object) -> None:
         """Run `action(job, *args)`; if it raises (a sink's bug), that job fails, not the loop."""
@@ -752,6 +771,7 @@ class SupervisingLoop:
         for job in list(self._jobs):  # only if the loop itself broke: still end every process
             self._signal(job, signal.SIGKILL)
             self._finish(job, failure="internal error: the supervising loop stopped")
+        self._settle()
         self._tell_guardian()
         self._fds_closed = True  # before the close: a signal handler's `wake` must not write
         self._poller.close()
