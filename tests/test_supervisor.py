@@ -207,11 +207,12 @@ def test_the_scheduler_runs_script_steps_on_its_own_thread(
     steps = "".join(f"  - {{id: s{i}, config: {{command: 'true'}}}}\n" for i in range(40))
     path = write(f"name: many\nsteps:\n{steps}")
     threads_seen: set[str] = set()
+    before = set(threading.enumerate())  # other tests' runners may have left theirs
 
     class Threads(Recorder):
         def handle(self, event: object) -> None:
             if isinstance(event, StepStarted):
-                threads_seen.update(t.name for t in threading.enumerate())
+                threads_seen.update(t.name for t in threading.enumerate() if t not in before)
 
     result = run(path, Threads(), max_concurrency=8)
     assert result.success and len(result.step_results) == 40

@@ -8,6 +8,12 @@ hand-off between threads per step. Requests from other threads (start, cancel, s
 queue and wake the loop through an eventfd (a pipe where there is none); the loop alone touches
 its processes.
 
+The loop has a thread of its own, or is *driven*: the scheduler's thread runs its turns itself
+where it would otherwise wait (`turn`), so a quick step is spawned, supervised, ended and handed
+to the dispatcher without any thread hand-off (under CPython's GIL each hand-off costs more
+than the step's own bookkeeping). A driven loop spawns on its owner's thread unless that proved
+slow (see SLOW_SPAWN); its steps' ends are told at the end of the turn that saw them.
+
 Control before data, in every turn: requests and exits are handled and due timers fired before
 any pipe is read, and a pipe gives at most READ_SIZE bytes a turn. So a step that floods output
 can delay another step's end or timeout by one chunk per busy pipe, never by its backlog; and
@@ -63,6 +69,11 @@ _STDIN, _EXIT, _WAKE = -1, -2, -3  # roles of a descriptor, beside STDOUT and ST
 _DEADLINE, _KILL, _DRAIN = 0, 1, 2  # timer kinds
 _LONGEST_WAIT = 86400.0  # poll() takes at most 2**31 - 1 ms; a longer wait is taken in pieces
 STARTERS = 8  # most threads spawning at once (see _Starters)
+# A driven loop's owner spawns itself unless its last spawn took longer than this (a busy
+# machine: the child waited for a CPU before its exec); then starters do, but for one spawn in
+# PROBE_EVERY that it takes itself, to see whether the machine is still busy.
+SLOW_SPAWN = 0.0005
+PROBE_EVERY = 16
 
 
 class Sweep(Protocol):
@@ -336,6 +347,8 @@ class SupervisingLoop:
         self._spawning = 0  # callers spawning on their own thread at this moment
         self._closed = False
         self._fds_closed = False
+        self._slow_spawn = False  # a driven loop's last spawn on its owner's thread was slow
+        self._delegated = 0
         # The thread that runs the loop: the owner when driven, else a thread of its own.
         self.owner: int | None = threading.get_ident() if driven else None
         self._thread: threading.Thread | None = None
@@ -398,19 +411,30 @@ class SupervisingLoop:
         if self._closed:
             _call(launch.on_done, ProcessResult(failure="the runner was closed"))
         elif threading.get_ident() == self.owner:
-            if self._starters is not None and self._jobs:
-                # Others run: the spawn's wait for the child's exec (a vfork, a millisecond or
-                # more on a busy machine, behind every process that wants a CPU) is taken on a
-                # starter, with the GIL released, and the owner goes on supervising.
+            if self._starters is not None and self._jobs and self._delegate():
+                # Others run and spawning here was slow: the spawn's wait for the child's exec
+                # (a vfork: behind every process that wants a CPU, milliseconds on a busy
+                # machine) is taken on a starter, with the GIL released, while the owner goes
+                # on supervising.
                 self._starters.submit(launch)
                 return
-            # Nothing else runs (a chain of steps): spawned here and now, the owner has nothing
-            # better to do, and a hand-off to another thread costs more than the wait.
+            # Spawned here and now: a hand-off to another thread (a wake-up, then the GIL passed
+            # back and forth through the spawn) costs more than a short wait for the exec.
+            started = time.monotonic()
             spawned = spawn_launch(self._spawner, launch)
+            self._slow_spawn = time.monotonic() - started > SLOW_SPAWN
             if spawned is not None:
                 self._adopt(spawned)
         else:
             self._post(launch)  # spawned by the owner at its next turn
+
+    def _delegate(self) -> bool:
+        """Whether the owner hands this spawn to a starter: when its last own spawn was slow,
+        but for one in PROBE_EVERY, which it takes itself to see whether it still is."""
+        if not self._slow_spawn:
+            return False
+        self._delegated += 1
+        return self._delegated % PROBE_EVERY != 0
 
     def stop(self) -> None:
         """Kill what still runs, complete it, end the threads; returns when they have ended.
