@@ -18,6 +18,7 @@ handlers) still post to the inbox, and wake the turn.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import os
@@ -57,6 +58,7 @@ from wfrun.executors.base import (
 from wfrun.journal import JournalWriter
 from wfrun.masking import Masker
 from wfrun.model import Step
+from wfrun.outputs import OUTPUTS_DIR, discard_prepared, prepare_output_file
 from wfrun.planner import Plan
 
 if TYPE_CHECKING:
@@ -178,6 +180,9 @@ class Scheduler:
         self._interrupts = 0
         self._run_dir_text = None if settings.run_dir is None else str(settings.run_dir)
         self._driver: Driver | None = None  # the executor's loop, run by this one (`_loop`)
+        self._waiting: dict[str, None] = {}  # ready, not started: held back (the cap, units)
+        self._prepared: set[str] = set()  # steps whose outputs file was made ahead
+        self._unclaimed = 0  # of those, how many have not started yet
         self._thread = 0  # the loop's thread
 
     @property
@@ -247,6 +252,8 @@ class Scheduler:
             driver, self._driver = self._driver, None
             if driver is not None:
                 driver.stop()  # closed with the executor already, unless that one forgot
+            if self._prepared:
+                discard_prepared(self._outputs_root() / OUTPUTS_DIR)
             for message in _drain(self._inbox):  # ends posted after the loop stopped
                 if isinstance(message, _Done) and message.step_id in self._tokens:
                     self._complete(message)
@@ -301,6 +308,8 @@ class Scheduler:
                 # The executor's loop waits for the processes, and for the inbox through its
                 # wake-up; the ends it finds are posted to the inbox before `turn` returns.
                 if self._inbox.empty():
+                    if wait != 0.0 and self._prepare_ahead(driver):
+                        continue  # then look at the clock and the starts again before waiting
                     driver.turn(wait)
                 for message in _drain(self._inbox):
                     self._handle(message)
@@ -314,6 +323,48 @@ class Scheduler:
             for message in _drain(self._inbox):
                 self._handle(message)
 
+    def _prepare_ahead(self, driver: Driver) -> bool:
+        """About to wait with nothing to start: make the outputs files of the steps likely to
+        start next (ready ones held back, the dependents of running ones), at most the cap's
+        worth ahead, so that their starts do not wait for a file (as slow as a process start
+        on some file systems). First a look at the processes: what has happened goes first.
+        False: nothing to make, wait."""
+        if self._settings.run_dir is None or self._dispatcher.stopping:
+            return False
+        room = self._plan.max_concurrency - self._unclaimed
+        if room <= 0:
+            return False
+        chosen: list[str] = []
+        for step_id in self._waiting:
+            if step_id not in self._prepared:
+                chosen.append(step_id)
+                if len(chosen) >= room:
+                    break
+        if len(chosen) < room:
+            for running in self._tokens:
+                for step_id in self._plan.dependents[running]:
+                    if (
+                        step_id not in self._prepared
+                        and step_id not in self._attempts
+                        and step_id not in self._results
+                        and step_id not in chosen
+                    ):
+                        chosen.append(step_id)
+                if len(chosen) >= room:
+                    break
+        if not chosen:
+            return False
+        driver.turn(0.0)
+        if not self._inbox.empty():
+            return True
+        directory = self._outputs_root() / OUTPUTS_DIR
+        for step_id in chosen[:room]:
+            self._prepared.add(step_id)
+            self._unclaimed += 1
+            with contextlib.suppress(OSError):  # its start makes it, or says why it cannot
+                prepare_output_file(directory, step_id)
+        return True
+
     def _handle(self, message: _Done | _Interrupt) -> None:
         if isinstance(message, _Done):
             self._complete(message)
@@ -322,6 +373,9 @@ class Scheduler:
 
     def _start(self, pool: _Workers, step_id: str) -> None:
         step = self._plan.step(step_id)
+        self._waiting.pop(step_id, None)
+        if step_id in self._prepared and step_id not in self._attempts:
+            self._unclaimed -= 1
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
         unresolved: str | None = None
@@ -573,6 +627,7 @@ class Scheduler:
     def _mark_ready(self, step_ids: list[str], at: float) -> None:
         for step_id in step_ids:
             self._ready_at[step_id] = at
+            self._waiting[step_id] = None
             self._emit(StepReady(step_id, at))
 
     def _expire(self, timeout: float) -> None:
