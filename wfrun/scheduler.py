@@ -684,6 +684,9 @@ class Scheduler:
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:
+        self._waiting.pop(skip.step_id, None)
+        if skip.step_id in self._prepared:
+            self._unclaimed -= 1  # its file, made ahead, is removed at the end
         result = StepResult(
             step_id=skip.step_id,
             status=skip.status,
