@@ -7,6 +7,7 @@ is neither fails the step, with the line quoted.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -24,11 +25,40 @@ class OutputError(WfrunError):
     """A step's outputs file cannot be read as outputs; the message says which line and why."""
 
 
+# Files made ahead for a step's first attempt (`prepare_output_file`): (directory, step) -> path.
+_prepared: dict[tuple[str, str], Path] = {}
+
+
+def prepare_output_file(directory: Path, step_id: str) -> None:
+    """Make the file of the step's first attempt now, ahead of its start, for
+    `create_output_file` to hand over then: the scheduler calls this while it waits with nothing
+    else to do, so that the step's start does not wait for the file (creating a file costs as
+    much as starting a process on some file systems). `discard_prepared` removes those never
+    handed over."""
+    key = (str(directory), step_id)
+    if key not in _prepared:
+        _prepared[key] = create_output_file(directory, step_id)
+
+
+def discard_prepared(directory: Path) -> None:
+    """Remove the files made ahead in `directory` for steps that never started."""
+    where = str(directory)
+    for key in [key for key in _prepared if key[0] == where]:
+        path = _prepared.pop(key, None)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def create_output_file(directory: Path, step_id: str) -> Path:
     """A new empty file for one attempt of a step, private to it (created exclusively, so a
     second attempt gets a file of its own). The directory is made when the first file of a run
     finds it missing, not checked for every step. Files are never reused: a descendant of an
-    earlier step that escaped being killed could still hold one open and write into it."""
+    earlier step that escaped being killed could still hold one open and write into it (one
+    made ahead for the step by `prepare_output_file` is new: nothing ran with it)."""
+    prepared = _prepared.pop((str(directory), step_id), None) if _prepared else None
+    if prepared is not None:
+        return prepared
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     attempt = 1
     made = False

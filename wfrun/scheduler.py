@@ -9,22 +9,28 @@ is a clock check in every turn of the loop.
 
 An executor that can start a step and call back when it ends (`start_executor`; the local
 runner's single supervising thread) gets no worker thread for it: its end is posted to the same
-inbox.
+inbox. An executor that can also be driven (`drive()`, the local runner's supervising loop)
+is run by this loop itself: where it would wait on the inbox, it runs the supervising loop's
+turn instead, so a step is started, supervised and ended on this one thread, and its end
+reaches the dispatcher without a hand-off between threads. Other threads (workers, signal
+handlers) still post to the inbox, and wake the turn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import os
 import queue
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol, cast
 
 from wfrun.delivery import EventDelivery
 from wfrun.dispatch import Completion, Dependencies, Dispatcher, Skip
@@ -52,6 +58,7 @@ from wfrun.executors.base import (
 from wfrun.journal import JournalWriter
 from wfrun.masking import Masker
 from wfrun.model import Step
+from wfrun.outputs import OUTPUTS_DIR, discard_prepared, prepare_output_file
 from wfrun.planner import Plan
 
 if TYPE_CHECKING:
@@ -112,6 +119,27 @@ class _Interrupt:
     status: RunStatus  # CANCELLED for SIGINT, also for SIGTERM (exit code tells them apart)
 
 
+class Driver(Protocol):
+    """A supervising loop the scheduler's thread runs itself (`SupervisingLoop`, driven)."""
+
+    def turn(self, timeout: float | None) -> None:
+        """Wait at most `timeout` (None: no limit) for the processes, act, call their ends."""
+        ...
+
+    def wake(self) -> None:
+        """Make the current or next `turn` return; safe from any thread and signal handler."""
+        ...
+
+    def stop(self) -> None:
+        """End what still runs, on the driving thread; then nothing more."""
+        ...
+
+
+def _driver_of(executor: object) -> Driver | None:
+    drive = getattr(executor, "drive", None)
+    return None if drive is None else cast("Driver | None", drive())
+
+
 class Scheduler:
     """Runs one planned workflow once. `run` returns the result; it never raises for a failing
     step, and it leaves no process of any step behind on any exit path."""
@@ -150,6 +178,11 @@ class Scheduler:
         self._error: str | None = None
         self._interrupts = 0
         self._run_dir_text = None if settings.run_dir is None else str(settings.run_dir)
+        self._driver: Driver | None = None  # the executor's loop, run by this one (`_loop`)
+        self._waiting: dict[str, None] = {}  # ready, not started: held back (the cap, units)
+        self._prepared: set[str] = set()  # steps whose outputs file was made ahead
+        self._unclaimed = 0  # of those, how many have not started yet
+        self._thread = 0  # the loop's thread
 
     @property
     def reporter_errors(self) -> list[str]:
@@ -162,6 +195,18 @@ class Scheduler:
         """Ask the run to stop; safe from a signal handler or another thread. A second call kills
         the running steps at once instead of waiting for their grace period."""
         self._inbox.put(_Interrupt(status))
+        driver = self._driver
+        if driver is not None:
+            # Even on the loop's own thread: a handler runs between any two steps of the loop,
+            # which may have looked at the inbox already and be about to wait.
+            driver.wake()
+
+    def _post(self, message: _Done | _Interrupt) -> None:
+        """Hand the loop a message from any thread; the loop's own posts need no waking."""
+        self._inbox.put(message)
+        driver = self._driver
+        if driver is not None and threading.get_ident() != self._thread:
+            driver.wake()
 
     def now(self) -> float:
         """Seconds since the run started."""
@@ -184,7 +229,9 @@ class Scheduler:
             self._journal = JournalWriter(run_dir, self._settings.run_id, self._plan.workflow)
         workers = max(1, min(self._plan.max_concurrency, len(self._plan.steps)))
         pool = _Workers(workers)
+        self._thread = threading.get_ident()
         try:
+            self._driver = _driver_of(self._executor)
             for skip in self._dispatcher.take_initial_skips():
                 self._finish_unstarted(skip)
             self._mark_ready(self._reuse(self._dispatcher.initial_ready()), 0.0)
@@ -198,8 +245,14 @@ class Scheduler:
             for token in self._tokens.values():
                 token.cancel("run aborted", force=True)
             pool.shutdown()
-            # Ends the steps the executor started itself, which post their ends to the inbox.
+            # Ends the steps the executor started itself, which post their ends to the inbox
+            # (a driven loop ends them on this thread).
             close_executor(self._executor)
+            driver, self._driver = self._driver, None
+            if driver is not None:
+                driver.stop()  # closed with the executor already, unless that one forgot
+            if self._prepared:
+                discard_prepared(self._outputs_root() / OUTPUTS_DIR)
             for message in _drain(self._inbox):  # ends posted after the loop stopped
                 if isinstance(message, _Done) and message.step_id in self._tokens:
                     self._complete(message)
@@ -249,6 +302,17 @@ class Scheduler:
             pending = None if journal is None else journal.due()
             if pending is not None:  # the journal's next write or fsync, a clock check too
                 wait = pending if wait is None else min(wait, pending)
+            driver = self._driver
+            if driver is not None:
+                # The executor's loop waits for the processes, and for the inbox through its
+                # wake-up; the ends it finds are posted to the inbox before `turn` returns.
+                if self._inbox.empty():
+                    if wait != 0.0 and self._prepare_ahead(driver):
+                        continue  # then look at the clock and the starts again before waiting
+                    driver.turn(wait)
+                for message in _drain(self._inbox):
+                    self._handle(message)
+                continue
             try:
                 message = self._inbox.get(timeout=wait)
             except queue.Empty:
@@ -258,6 +322,48 @@ class Scheduler:
             for message in _drain(self._inbox):
                 self._handle(message)
 
+    def _prepare_ahead(self, driver: Driver) -> bool:
+        """About to wait with nothing to start: make the outputs files of the steps likely to
+        start next (ready ones held back, the dependents of running ones), at most the cap's
+        worth ahead, so that their starts do not wait for a file (as slow as a process start
+        on some file systems). First a look at the processes: what has happened goes first.
+        False: nothing to make, wait."""
+        if self._settings.run_dir is None or self._dispatcher.stopping:
+            return False
+        room = self._plan.max_concurrency - self._unclaimed
+        if room <= 0:
+            return False
+        chosen: list[str] = []
+        for step_id in self._waiting:
+            if step_id not in self._prepared:
+                chosen.append(step_id)
+                if len(chosen) >= room:
+                    break
+        if len(chosen) < room:
+            for running in self._tokens:
+                for step_id in self._plan.dependents[running]:
+                    if (
+                        step_id not in self._prepared
+                        and step_id not in self._attempts
+                        and step_id not in self._results
+                        and step_id not in chosen
+                    ):
+                        chosen.append(step_id)
+                if len(chosen) >= room:
+                    break
+        if not chosen:
+            return False
+        driver.turn(0.0)
+        if not self._inbox.empty():
+            return True
+        directory = self._outputs_root() / OUTPUTS_DIR
+        for step_id in chosen[:room]:
+            self._prepared.add(step_id)
+            self._unclaimed += 1
+            with contextlib.suppress(OSError):  # its start makes it, or says why it cannot
+                prepare_output_file(directory, step_id)
+        return True
+
     def _handle(self, message: _Done | _Interrupt) -> None:
         if isinstance(message, _Done):
             self._complete(message)
@@ -266,6 +372,9 @@ class Scheduler:
 
     def _start(self, pool: _Workers, step_id: str) -> None:
         step = self._plan.step(step_id)
+        self._waiting.pop(step_id, None)
+        if step_id in self._prepared and step_id not in self._attempts:
+            self._unclaimed -= 1
         log_path = self._log_path(step_id)
         token = self._tokens[step_id] = CancelToken()
         unresolved: str | None = None
@@ -306,7 +415,7 @@ class Scheduler:
         if unresolved is not None:
             # Nothing starts: the step fails as it would have, before its process existed.
             failed = StepOutcome(StepStatus.FAILED, reason=unresolved, not_startable=True)
-            self._inbox.put(_Done(step_id, failed, at))
+            self._post(_Done(step_id, failed, at))
             return
         # The executor starts it and calls back when it ends (the local runner's one supervising
         # thread); only an executor that cannot gets a worker thread for the step.
@@ -314,8 +423,9 @@ class Scheduler:
             pool.submit(self._work, context)
 
     def _ended(self, step_id: str, outcome: StepOutcome) -> None:
-        """A step started with `start_executor` has ended: post it (on the executor's thread)."""
-        self._inbox.put(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
+        """A step started with `start_executor` has ended: post it (on the executor's thread, or
+        on this loop's when it drives the executor)."""
+        self._post(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
 
     # ---- data between steps (SPEC §10) -----------------------------------------------------------
 
@@ -384,7 +494,7 @@ class Scheduler:
                 raise  # KeyboardInterrupt and the like are not ours to swallow
         finally:
             step_id = context.step.id
-            self._inbox.put(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
+            self._post(_Done(step_id, outcome, self.now(), self._existing_log(step_id)))
 
     def _complete(self, done: _Done) -> None:
         step = self._plan.step(done.step_id)
@@ -515,6 +625,7 @@ class Scheduler:
     def _mark_ready(self, step_ids: list[str], at: float) -> None:
         for step_id in step_ids:
             self._ready_at[step_id] = at
+            self._waiting[step_id] = None
             self._emit(StepReady(step_id, at))
 
     def _expire(self, timeout: float) -> None:
@@ -571,6 +682,9 @@ class Scheduler:
         )
 
     def _finish_unstarted(self, skip: Skip) -> None:
+        self._waiting.pop(skip.step_id, None)
+        if skip.step_id in self._prepared:
+            self._unclaimed -= 1  # its file, made ahead, is removed at the end
         result = StepResult(
             step_id=skip.step_id,
             status=skip.status,

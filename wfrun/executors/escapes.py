@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Container
+from collections.abc import Collection, Container
 
 TAG_VARIABLE = "WFRUN_PROCESS_TAG"
 _PR_SET_CHILD_SUBREAPER = 36
@@ -50,23 +50,26 @@ class EscapeCatcher:
         # Orphans are re-parented to the subreaper's main thread: only its list needs reading.
         self._children = f"/proc/{pid}/task/{pid}/children"
 
-    def sweep(self, tag: str, *, prefix: bool = False, known: Container[int] = ()) -> int:
+    def sweep(
+        self, tag: str | Collection[str], *, prefix: bool = False, known: Container[int] = ()
+    ) -> int:
         """Kill every adopted process whose tag is `tag` (or starts with `tag:`), and what they
-        leave behind; return how many were killed.
+        leave behind; return how many were killed. Several tags: one look at the adoptees for
+        all of them (the steps that ended in one turn of the supervising loop).
 
         `known`: pids wfrun started itself and still supervises (the main processes of running
         steps, which are the main thread's children too when it spawned them): they are no
         adoptees, so their environment is not even read."""
         if not self.active:
             return 0
-        needle = f"{TAG_VARIABLE}={tag}{':' if prefix else ''}".encode()
-        if not prefix:
-            needle += b"\0"
+        end = ":" if prefix else "\0"
+        tags = (tag,) if isinstance(tag, str) else tuple(tag)
+        needles = tuple(f"{TAG_VARIABLE}={t}{end}".encode() for t in tags)
         killed = 0
         with self._lock:  # two steps ending at once must not reap each other's finds
             for _ in range(_MAX_ROUNDS):
                 found = [
-                    pid for pid in self._adopted() if pid not in known and _carries(pid, needle)
+                    pid for pid in self._adopted() if pid not in known and _carries(pid, needles)
                 ]
                 if not found:
                     break
@@ -103,13 +106,13 @@ class EscapeCatcher:
         return [int(pid) for pid in data.split()]
 
 
-def _carries(pid: int, needle: bytes) -> bool:
+def _carries(pid: int, needles: tuple[bytes, ...]) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
             data = environ.read()
     except OSError:
         return False  # gone, a zombie, or not ours to read
-    return data.startswith(needle) or b"\0" + needle in data
+    return any(data.startswith(needle) or b"\0" + needle in data for needle in needles)
 
 
 def _kill_with_group(pid: int) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from wfrun.executors.base import Executor, StepContext, close_executor, start_executor
 from wfrun.executors.process import ProcessRunner
 from wfrun.executors.script import ScriptExecutor
 from wfrun.model import StepType
 from wfrun.results import StepOutcome, StepStatus
+
+if TYPE_CHECKING:
+    from wfrun.executors.supervisor import SupervisingLoop
 
 
 class TypedExecutor:
@@ -28,6 +32,12 @@ class TypedExecutor:
         """Start the step without a thread if its type's executor can (see `start_executor`)."""
         executor = self.executors.get(context.step.type)
         return executor is not None and start_executor(executor, context, on_done)
+
+    def drive(self) -> SupervisingLoop | None:
+        """A loop the scheduler's thread may run itself (`LocalProcessRunner.drive`): the script
+        executor's, the one that `start`s steps."""
+        drive = getattr(self.executors.get(StepType.SCRIPT), "drive", None)
+        return None if drive is None else drive()
 
     def close(self) -> None:
         for executor in self.executors.values():

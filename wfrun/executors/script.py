@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from wfrun.executors.base import StepContext
 from wfrun.executors.environment import (
@@ -25,6 +25,9 @@ from wfrun.model import ScriptConfig
 from wfrun.results import StepOutcome, StepStatus
 
 SHELL_HINT = "it contains a space: to run it through a shell, set shell: true"
+
+if TYPE_CHECKING:
+    from wfrun.executors.supervisor import SupervisingLoop
 
 
 class ScriptExecutor:
@@ -68,6 +71,12 @@ class ScriptExecutor:
 
         start_step_process(runner, spec, context, finish, on_done)
         return True
+
+    def drive(self) -> SupervisingLoop | None:
+        """The runner's loop for the calling thread to run itself, if it has one (see
+        `LocalProcessRunner.drive`); None otherwise."""
+        drive = getattr(self.runner, "drive", None)
+        return None if drive is None else drive()
 
     def close(self) -> None:
         self.runner.close()

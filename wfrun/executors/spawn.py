@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -70,13 +71,22 @@ def find_on_path(command: str, env: Mapping[str, str]) -> str | None:
     for every process: a program installed by an earlier step is seen by the next."""
     if "/" in command:
         return None
-    path = env.get("PATH", os.defpath)
-    if not all(entry.startswith("/") for entry in path.split(os.pathsep)):
+    entries = env.get("PATH", os.defpath).split(os.pathsep)
+    if not all(entry.startswith("/") for entry in entries):
         return None
-    try:
-        return shutil.which(command, path=path)
-    except ValueError:  # a NUL character: Popen says so
-        return None
+    # shutil.which's test (exists, executable, not a directory) without its layers: it runs
+    # for every process.
+    for entry in entries:
+        name = entry + command if entry.endswith("/") else f"{entry}/{command}"
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        except ValueError:  # a NUL character: Popen says so
+            return None
+        if not stat.S_ISDIR(info.st_mode) and os.access(name, os.X_OK):
+            return name
+    return None
 
 
 def _popen(

@@ -8,6 +8,12 @@ hand-off between threads per step. Requests from other threads (start, cancel, s
 queue and wake the loop through an eventfd (a pipe where there is none); the loop alone touches
 its processes.
 
+The loop has a thread of its own, or is *driven*: the scheduler's thread runs its turns itself
+where it would otherwise wait (`turn`), so a quick step is spawned, supervised, ended and handed
+to the dispatcher without any thread hand-off (under CPython's GIL each hand-off costs more
+than the step's own bookkeeping). A driven loop spawns on its owner's thread unless that proved
+slow (see SLOW_SPAWN); its steps' ends are told at the end of the turn that saw them.
+
 Control before data, in every turn: requests and exits are handled and due timers fired before
 any pipe is read, and a pipe gives at most READ_SIZE bytes a turn. So a step that floods output
 can delay another step's end or timeout by one chunk per busy pipe, never by its backlog; and
@@ -30,7 +36,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -63,13 +69,18 @@ _STDIN, _EXIT, _WAKE = -1, -2, -3  # roles of a descriptor, beside STDOUT and ST
 _DEADLINE, _KILL, _DRAIN = 0, 1, 2  # timer kinds
 _LONGEST_WAIT = 86400.0  # poll() takes at most 2**31 - 1 ms; a longer wait is taken in pieces
 STARTERS = 8  # most threads spawning at once (see _Starters)
+# A driven loop's owner spawns itself unless its last spawn took longer than this (a busy
+# machine: the child waited for a CPU before its exec); then starters do, but for one spawn in
+# PROBE_EVERY that it takes itself, to see whether the machine is still busy.
+SLOW_SPAWN = 0.0005
+PROBE_EVERY = 16
 
 
 class Sweep(Protocol):
-    """`EscapeCatcher.sweep`: kill what escaped the step with this tag; `known` are the pids
+    """`EscapeCatcher.sweep`: kill what escaped the steps with these tags; `known` are the pids
     of the processes the loop supervises, which need no looking at."""
 
-    def __call__(self, tag: str, *, known: Container[int] = ()) -> object: ...
+    def __call__(self, tag: Collection[str], *, known: Container[int] = ()) -> object: ...
 
 
 class Launch(NamedTuple):
@@ -291,6 +302,13 @@ class SupervisingLoop:
 
     `start` and `stop` may be called from any thread; `on_done` and the sinks are called on the
     loop's thread, and must be quick: they delay every other step while they run.
+
+    `driven`: the loop has no thread of its own; the thread that made it (the scheduler's) is
+    its thread, and runs it by calling `turn` between its own work: a process is supervised
+    and ended, and its end handed to the scheduler, with no hand-off between threads (the
+    GIL's hand-offs were most of a quick step's cost). The owner spawns itself when nothing
+    else runs; otherwise a starter does. Other threads may still `start` (their processes are
+    spawned at the owner's next turn) and `wake` it; `stop` must come from the owner.
     """
 
     def __init__(
@@ -299,41 +317,75 @@ class SupervisingLoop:
         guardian: Guardian,
         sweep: Sweep,
         starters: int = STARTERS,
+        *,
+        driven: bool = False,
     ) -> None:
         self._spawner, self._guardian, self._sweep = spawner, guardian, sweep
         self._poller = _Poller()
         self._wake = _Wake()
         self._poller.register(self._wake.fd, select.POLLIN)
-        self._requests: deque[_Spawned | _Cancel | _Stop] = deque()
+        self._requests: deque[_Spawned | _Cancel | _Stop | Launch] = deque()
         self._woken = False
         self._fds: dict[int, tuple[_Job, int]] = {}
         self._jobs: set[_Job] = set()
         self._pids: set[int] = set()  # of the jobs' main processes, until they are reaped
         # Process groups started (True) and ended (False) this turn, told the guardian at its end.
         self._guard: list[tuple[bool, int]] = []
+        # The turn's ends, settled at its end (`_settle`): the tags of the steps that exited
+        # or ended, swept in one look at the adoptees, then the `on_done` of those that ended.
+        self._unswept: set[str] = set()
+        self._ended: list[tuple[OnDone, ProcessResult]] = []
         self._polled: set[_Job] = set()  # exit watchers without a descriptor
         self._next_check = 0.0
         self._timers: list[tuple[float, int, int, _Job]] = []
         self._order = itertools.count()
         self._stopping = False
-        self._starters = _Starters(self._spawn, starters) if starters else None
         self._count_lock = threading.Lock()
         self._count_changed = threading.Condition(self._count_lock)
         self._busy = 0  # processes started and not yet finished, spawning ones included
         self._spawning = 0  # callers spawning on their own thread at this moment
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
-        self._thread.start()
+        self._fds_closed = False
+        self._slow_spawn = False  # a driven loop's last spawn on its owner's thread was slow
+        self._delegated = 0
+        # The thread that runs the loop: the owner when driven, else a thread of its own.
+        self.owner: int | None = threading.get_ident() if driven else None
+        self._thread: threading.Thread | None = None
+        self._starters = _Starters(self._spawn, starters) if starters else None
+        if not driven:
+            self._thread = threading.Thread(target=self._run, name="wfrun-supervisor", daemon=True)
+            self._thread.start()
 
     # ---- other threads ----------------------------------------------------------------------
 
     @property
     def alive(self) -> bool:
+        if self._thread is None:
+            return not self._closed
         return self._thread.is_alive() and not self._closed
 
+    def wake(self) -> None:
+        """Make the owner's current or next `turn` return at once (driven loops): someone posted
+        it something to do. Safe from any thread and from a signal handler: one write, no lock,
+        no flag (a handler can run between any two steps of the owner's own code)."""
+        if not self._fds_closed:
+            self._wake.set()
+
+    def turn(self, timeout: float | None) -> None:
+        """One turn of a driven loop, on its owner's thread: wait at most `timeout` seconds (None:
+        until something happens) for an exit, bytes, a due timer or a `wake`, and act on it. The
+        `on_done` of every process that ended is called before it returns."""
+        wait = self._wait()
+        if timeout is not None and (wait is None or timeout < wait):
+            wait = timeout
+        self._turn(0.0 if self._requests else wait)
+
     def start(self, launch: Launch) -> None:
+        if self.owner is not None:
+            self._start_driven(launch)
+            return
         with self._count_lock:
-            if self._closed or not self._thread.is_alive():
+            if self._closed or self._thread is None or not self._thread.is_alive():
                 _call(launch.on_done, ProcessResult(failure="the runner was closed"))
                 return
             idle = self._busy == 0
@@ -354,17 +406,66 @@ class SupervisingLoop:
                 self._spawning -= 1
                 self._count_changed.notify_all()
 
+    def _start_driven(self, launch: Launch) -> None:
+        if self._closed:
+            _call(launch.on_done, ProcessResult(failure="the runner was closed"))
+        elif threading.get_ident() == self.owner:
+            if self._starters is not None and self._jobs and self._delegate():
+                # Others run and spawning here was slow: the spawn's wait for the child's exec
+                # (a vfork: behind every process that wants a CPU, milliseconds on a busy
+                # machine) is taken on a starter, with the GIL released, while the owner goes
+                # on supervising.
+                self._starters.submit(launch)
+                return
+            # Spawned here and now: a hand-off to another thread (a wake-up, then the GIL passed
+            # back and forth through the spawn) costs more than a short wait for the exec.
+            started = time.monotonic()
+            spawned = spawn_launch(self._spawner, launch)
+            self._slow_spawn = time.monotonic() - started > SLOW_SPAWN
+            if spawned is not None:
+                self._adopt(spawned)
+        else:
+            self._post(launch)  # spawned by the owner at its next turn
+
+    def _delegate(self) -> bool:
+        """Whether the owner hands this spawn to a starter: when its last own spawn was slow,
+        but for one in PROBE_EVERY, which it takes itself to see whether it still is."""
+        if not self._slow_spawn:
+            return False
+        self._delegated += 1
+        return self._delegated % PROBE_EVERY != 0
+
     def stop(self) -> None:
-        """Kill what still runs, complete it, end the threads; returns when they have ended."""
+        """Kill what still runs, complete it, end the threads; returns when they have ended.
+        A driven loop does it on its owner's thread, turning until every process has ended
+        (from another thread it is only told to, and its owner's next turn does it)."""
+        if self.owner is not None:
+            self._stop_driven()
+            return
         with self._count_lock:
             self._closed = True
             # A caller spawning right now posts its process before the loop is told to stop.
             self._count_changed.wait_for(lambda: self._spawning == 0)
         if self._starters is not None:
             self._starters.stop()  # from here on, a start fails at once
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._post(_Stop())
             self._thread.join()
+
+    def _stop_driven(self) -> None:
+        if self._fds_closed:
+            return
+        self._post(_Stop())
+        if threading.get_ident() != self.owner:
+            return
+        self._closed = True
+        if self._starters is not None:
+            self._starters.stop()  # what they spawned is posted, and killed at its adoption
+        try:
+            while not (self._stopping and not self._jobs):
+                self._turn(0.0 if self._requests else self._wait())
+        finally:
+            self._close()
 
     def _spawn(self, launch: Launch) -> None:
         """On a starter thread (or the caller's): spawn, then hand the process to the loop."""
@@ -375,11 +476,14 @@ class SupervisingLoop:
             self._post(spawned)  # the loop registers it with the guardian
 
     def _done_with_one(self) -> None:
-        with self._count_lock:
-            self._busy -= 1
+        if self.owner is None:  # a driven loop does not count: only the owner starts
+            with self._count_lock:
+                self._busy -= 1
 
-    def _post(self, request: _Spawned | _Cancel | _Stop) -> None:
+    def _post(self, request: _Spawned | _Cancel | _Stop | Launch) -> None:
         self._requests.append(request)
+        if self.owner is not None and threading.get_ident() == self.owner:
+            return  # the owner's next turn takes its requests before it waits for anything
         # One wake-up per batch: the loop clears the flag before it takes the requests.
         if not self._woken:
             self._woken = True
@@ -390,12 +494,14 @@ class SupervisingLoop:
     def _run(self) -> None:
         try:
             while not (self._stopping and not self._jobs):
-                self._turn()
+                self._turn(self._wait())
         finally:
             self._close()
 
-    def _turn(self) -> None:
-        events = self._poller.poll(self._wait())
+    def _turn(self, wait: float | None) -> None:
+        # Processes a driven loop's owner started since the last turn, before any wait.
+        self._tell_guardian()
+        events = self._poller.poll(wait)
         exits: list[_Job] = []
         io: list[tuple[int, _Job, int]] = []
         woken = False
@@ -407,8 +513,8 @@ class SupervisingLoop:
                 exits.append(entry[0])
             else:
                 io.append((fd, *entry))
-        if woken:
-            self._take_requests()
+        if woken or self._requests:
+            self._take_requests(woken)
         for job in exits:
             self._guarded(job, self._on_exit)
         self._fire_timers()
@@ -418,7 +524,22 @@ class SupervisingLoop:
                     self._guarded(job, self._write_stdin)
                 else:
                     self._guarded(job, self._read, fd)
+        self._settle()
         self._tell_guardian()
+
+    def _settle(self) -> None:
+        """End the turn's ends: sweep what escaped them (after their groups were killed), then
+        tell each `on_done` — so a step's end is never reported before its escapees are
+        gone, and two steps ending in one turn cost one look at the adoptees, not four."""
+        if self._unswept:
+            tags, self._unswept = self._unswept, set()
+            # A failed sweep must not lose the ends; the runner sweeps again when it closes.
+            with contextlib.suppress(Exception):
+                self._sweep(tags, known=self._pids)
+        if self._ended:
+            ended, self._ended = self._ended, []
+            for on_done, result in ended:
+                _call(on_done, result)
 
     def _tell_guardian(self) -> None:
         """One write for the turn's starts and ends, in order, from this thread alone: the
@@ -435,15 +556,22 @@ class SupervisingLoop:
             moments.append(self._next_check)
         return min(moments) - time.monotonic() if moments else None
 
-    def _take_requests(self) -> None:
+    def _take_requests(self, woken: bool) -> None:
         # Clear the descriptor before the flag: a request posted after the flag is cleared
-        # writes a fresh wake-up, one posted before is in the queue read below.
-        self._wake.clear()
-        self._woken = False
+        # writes a fresh wake-up, one posted before is in the queue read below. (A driven
+        # loop's owner posts without either: its requests are looked at every turn.)
+        if woken:
+            self._wake.clear()
+            self._woken = False
         while self._requests:
             request = self._requests.popleft()
             if isinstance(request, _Spawned):
                 self._adopt(request)
+            elif isinstance(request, Launch):
+                if self._stopping:
+                    _call(request.on_done, ProcessResult(failure="the runner was closed"))
+                else:
+                    self._start_driven(request)
             elif isinstance(request, _Cancel):
                 if request.job in self._jobs:
                     self._guarded(request.job, self._on_cancel, request.force)
@@ -543,7 +671,7 @@ class SupervisingLoop:
         # Its group goes with it and the pipes reach EOF. Only the last-resort watcher has
         # reaped it already; the group is killed all the same (exit_watch's docstring).
         self._signal(job, signal.SIGKILL, reaped_too=True)
-        self._sweep(job.launch.tag, known=self._pids)
+        self._unswept.add(job.launch.tag)  # at the turn's end, for every step that exited in it
         self._close_stdin(job)
         now = time.monotonic()
         job.deadline = job.kill_at = None
@@ -643,7 +771,7 @@ class SupervisingLoop:
         self._pids.discard(job.child.pid)  # reaped next: its pid may be anyone's after
         returncode = job.child.wait()
         job.watch.close()
-        self._sweep(job.launch.tag, known=self._pids)  # what was adopted while the pipes drained
+        self._unswept.add(job.launch.tag)  # what was adopted while the pipes drained
         self._guard.append((False, job.child.pid))
         result = ProcessResult(
             returncode=returncode,
@@ -651,7 +779,7 @@ class SupervisingLoop:
             cancelled=job.cancelled,
             failure=failure,
         )
-        _call(job.launch.on_done, result)
+        self._ended.append((job.launch.on_done, result))  # told at the turn's end
 
     def _guarded(self, job: _Job, action: Callable[..., object], *args: object) -> None:
         """Run `action(job, *args)`; if it raises (a sink's bug), that job fails, not the loop."""
@@ -666,7 +794,9 @@ class SupervisingLoop:
         for job in list(self._jobs):  # only if the loop itself broke: still end every process
             self._signal(job, signal.SIGKILL)
             self._finish(job, failure="internal error: the supervising loop stopped")
+        self._settle()
         self._tell_guardian()
+        self._fds_closed = True  # before the close: a signal handler's `wake` must not write
         self._poller.close()
         self._wake.close()
 
